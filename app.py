@@ -1,0 +1,257 @@
+"""The application factory: settings from the environment, extensions, blueprints and CLI."""
+
+import os
+import secrets
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from flask import Flask, render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from extensions import csrf, db, limiter, migrate
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _bool(name, raw):
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def _int(name, raw, minimum, maximum):
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be between {minimum} and {maximum}, not {value}")
+    return value
+
+
+def _choice(name, raw, choices):
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return value
+
+
+def _email(name, raw):
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        return validate_email(raw, check_deliverability=False, test_environment=True).normalized
+    except EmailNotValidError as exc:
+        raise ConfigError(f"{name} is not a valid email address ({exc})") from None
+
+
+def _database_url(raw, instance_path):
+    if not raw:
+        return "sqlite:///" + str(Path(instance_path) / "forum.sqlite3")
+    scheme = raw.split(":", 1)[0]
+    if scheme in {"postgresql", "postgres"}:
+        return "postgresql+psycopg:" + raw.split(":", 1)[1]
+    if scheme in {"postgresql+psycopg", "sqlite"}:
+        return raw
+    raise ConfigError(f"DATABASE_URL must start with sqlite:// or postgresql://, not {scheme}://")
+
+
+def _secret_key(raw, base_url_is_https, instance_path):
+    if raw:
+        return raw
+    if base_url_is_https:
+        raise ConfigError("SECRET_KEY is required when BASE_URL is https")
+    # A development key made once and kept, so sessions and manage links survive restarts.
+    key_file = Path(instance_path) / "secret_key"
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return key_file.read_text().strip()
+
+
+def load_settings(env, instance_path):
+    """Read every setting from a mapping of environment strings; raise ConfigError on a bad one."""
+    get = lambda name, default="": (env.get(name) or default).strip()  # noqa: E731
+
+    base_url = get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+    parts = urlsplit(base_url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ConfigError(f"BASE_URL must be an absolute http(s) URL, not {base_url!r}")
+    is_https = parts.scheme == "https"
+
+    mail_backend = _choice("MAIL_BACKEND", get("MAIL_BACKEND", "file"), ("file", "smtp"))
+    settings = {
+        "SECRET_KEY": _secret_key(get("SECRET_KEY"), is_https, instance_path),
+        "SQLALCHEMY_DATABASE_URI": _database_url(get("DATABASE_URL"), instance_path),
+        "BASE_URL": base_url,
+        "SESSION_COOKIE_SECURE": is_https,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "PREFERRED_URL_SCHEME": parts.scheme,
+        "MAIL_BACKEND": mail_backend,
+        "MAIL_OUTBOX_DIR": get("MAIL_OUTBOX_DIR", str(Path(instance_path) / "outbox")),
+        "SMTP_HOST": get("SMTP_HOST", "localhost"),
+        "SMTP_PORT": _int("SMTP_PORT", get("SMTP_PORT", "25"), 1, 65535),
+        "SMTP_USERNAME": get("SMTP_USERNAME"),
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD", ""),
+        "SMTP_SECURITY": _choice(
+            "SMTP_SECURITY", get("SMTP_SECURITY", "none"), ("none", "starttls", "ssl")
+        ),
+        "SMTP_TIMEOUT_SECONDS": _int("SMTP_TIMEOUT_SECONDS", get("SMTP_TIMEOUT_SECONDS", "30"),
+                                     1, 600),
+        "MAIL_FROM": _email("MAIL_FROM", get("MAIL_FROM", "forum@example.org")),
+        "MAIL_FROM_NAME": get("MAIL_FROM_NAME", "Forum Sign-up"),
+        "ORGANISER_EMAIL": _email("ORGANISER_EMAIL", get("ORGANISER_EMAIL", "forum@example.org")),
+        "SCHEDULER": _choice("SCHEDULER", get("SCHEDULER", "embedded"), ("embedded", "off")),
+        "DISPATCH_INTERVAL_SECONDS": _int(
+            "DISPATCH_INTERVAL_SECONDS", get("DISPATCH_INTERVAL_SECONDS", "5"), 1, 3600
+        ),
+        "DISPATCH_BATCH_SIZE": _int("DISPATCH_BATCH_SIZE", get("DISPATCH_BATCH_SIZE", "100"),
+                                    1, 10000),
+        "CLAIM_LEASE_SECONDS": _int("CLAIM_LEASE_SECONDS", get("CLAIM_LEASE_SECONDS", "300"),
+                                    10, 86400),
+        "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", get("RATELIMIT_ENABLED", "true")),
+        "RATELIMIT_STORAGE_URI": get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_SIGNUP_PER_IP": get("RATELIMIT_SIGNUP_PER_IP", "300 per hour"),
+        "RATELIMIT_SIGNUP_PER_EMAIL": get("RATELIMIT_SIGNUP_PER_EMAIL", "10 per hour"),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "PRIVACY_NOTICE_VERSION": get("PRIVACY_NOTICE_VERSION", "2025-06"),
+        "EMAIL_CHECK_DELIVERABILITY": _bool(
+            "EMAIL_CHECK_DELIVERABILITY", get("EMAIL_CHECK_DELIVERABILITY", "false")
+        ),
+        # A sign-up form is a few kilobytes; anything far larger is not one.
+        "MAX_CONTENT_LENGTH": _int("MAX_FORM_BYTES", get("MAX_FORM_BYTES", "65536"),
+                                   1024, 100 * 1024 * 1024),
+        # The CSRF token lives as long as the session cookie, so a form left open is still sent.
+        "WTF_CSRF_TIME_LIMIT": None,
+    }
+    from limits import parse
+
+    for name in ("RATELIMIT_SIGNUP_PER_IP", "RATELIMIT_SIGNUP_PER_EMAIL"):
+        try:
+            parse(settings[name])
+        except ValueError:
+            raise ConfigError(f"{name} must read like '10 per hour', not {settings[name]!r}")
+    if urlsplit(settings["RATELIMIT_STORAGE_URI"]).scheme not in {
+        "memory", "redis", "rediss", "redis+unix", "memcached"
+    }:
+        raise ConfigError("RATELIMIT_STORAGE_URI must be memory:// or redis://host:port")
+    return settings
+
+
+SETTING_NAMES = {
+    "SECRET_KEY", "DATABASE_URL", "BASE_URL", "MAIL_BACKEND", "MAIL_OUTBOX_DIR", "SMTP_HOST",
+    "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_SECURITY", "SMTP_TIMEOUT_SECONDS",
+    "MAIL_FROM", "MAIL_FROM_NAME", "ORGANISER_EMAIL", "SCHEDULER", "DISPATCH_INTERVAL_SECONDS",
+    "DISPATCH_BATCH_SIZE", "CLAIM_LEASE_SECONDS", "RATELIMIT_ENABLED", "RATELIMIT_STORAGE_URI",
+    "RATELIMIT_SIGNUP_PER_IP", "RATELIMIT_SIGNUP_PER_EMAIL", "PRIVACY_NOTICE_VERSION",
+    "EMAIL_CHECK_DELIVERABILITY", "MAX_FORM_BYTES",
+}
+
+
+def create_app(test_config=None):
+    """Build the app; test_config holds setting strings (as in the environment) and overrides."""
+    app = Flask(__name__, instance_relative_config=True)
+    test_config = dict(test_config or {})
+    if not test_config:
+        from dotenv import load_dotenv
+
+        load_dotenv(Path(app.root_path) / ".env")
+    env = {**os.environ, **{k: v for k, v in test_config.items() if k in SETTING_NAMES}}
+    try:
+        app.config.update(load_settings(env, app.instance_path))
+    except ConfigError as exc:
+        # One line that names the setting, never a traceback.
+        raise SystemExit(f"Configuration error: {exc}") from None
+    app.config.update({k: v for k, v in test_config.items() if k not in SETTING_NAMES})
+    # The one clock the edges (views, CLI, scheduler) read; tests replace it.
+    app.config.setdefault("CLOCK", lambda: datetime.now(UTC))
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(app.root_path) / "migrations"),
+                     render_as_batch=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+    import notifications.models  # noqa: F401  (every table known to Alembic and the session)
+    import registration.models  # noqa: F401
+    from notifications import cli as notifications_cli
+    from notifications import scheduler
+    from registration import cli as registration_cli
+    from registration.views import bp as registration_bp
+    from registration.views import format_helpers
+
+    app.register_blueprint(registration_bp)
+    app.jinja_env.globals.update(format_helpers())
+    registration_cli.init_app(app)
+    notifications_cli.init_app(app)
+    _register_error_pages(app)
+    app.after_request(_security_headers)
+
+    scheduler.start_embedded_if_serving(app)
+    return app
+
+
+def _security_headers(response):
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+    )
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+ERROR_MESSAGES = {
+    400: "The request could not be understood. Please go back, reload the page and try again.",
+    404: "There is nothing here. The address may be mistyped, or the link may have expired.",
+    405: "That action is not available at this address.",
+    410: "This session no longer takes sign-ups.",
+    413: "What was sent is far larger than this form accepts.",
+    429: "Too many attempts from you in a short time. Please wait a little and try again.",
+    500: "Something went wrong on our side. Nothing you did caused it; please try again later.",
+}
+
+
+def _register_error_pages(app):
+    def render_error(code, message):
+        return render_template("error.html", code=code, message=message), code
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        return render_error(
+            400,
+            "The form had expired or was not sent from this site. "
+            "Please go back, reload the page and send it again.",
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        code = exc.code or 500
+        if exc.description != type(exc).description:  # a view's own words for the person
+            return render_error(code, exc.description)
+        return render_error(code, ERROR_MESSAGES.get(code, exc.description))
+
+    @app.errorhandler(Exception)
+    def unexpected_error(exc):
+        if app.testing:
+            raise exc
+        app.logger.exception("unhandled error")
+        return render_error(500, ERROR_MESSAGES[500])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("Run the app with `flask run` (see README.md).")

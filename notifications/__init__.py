@@ -1,0 +1,1 @@
+"""Everything that leaves as email: the outbox, invites, mail building and sending."""

@@ -1,0 +1,60 @@
+"""The outbox: every email is a row before it is a message on the wire."""
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from extensions import db
+from registration.models import Event, Registration, _in
+
+MESSAGE_KINDS = ("confirmation", "waitlisted", "promotion", "cancellation")
+MESSAGE_STATUSES = ("pending", "sent", "failed", "skipped")
+
+
+class Message(db.Model):
+    """One email to one registrant, from planned to sent, failed or skipped."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        sa.CheckConstraint(_in("kind", MESSAGE_KINDS), name="kind"),
+        sa.CheckConstraint(_in("status", MESSAGE_STATUSES), name="status"),
+        sa.CheckConstraint("ical_method IS NULL OR ical_method IN ('REQUEST', 'CANCEL')",
+                           name="ical_method"),
+        # The dispatcher's only question, "what is due?", answered from this index alone.
+        sa.Index(
+            "ix_messages_due",
+            "due_at",
+            sqlite_where=sa.text("status = 'pending'"),
+            postgresql_where=sa.text("status = 'pending'"),
+        ),
+        sa.Index("ix_messages_registration", "registration_id", "kind", "created_at"),
+        sa.Index("ix_messages_event", "event_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registration_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("registrations.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[int] = mapped_column(sa.ForeignKey("events.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    status: Mapped[str] = mapped_column(sa.String(20), default="pending")
+    # Fixed when the row is written, so a re-send after a crash carries the same Message-ID.
+    message_id: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    recipient: Mapped[str] = mapped_column(sa.String(320))
+    ical_method: Mapped[str | None] = mapped_column(sa.String(10))
+    ical_sequence: Mapped[int | None]
+    created_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    # The message may be sent until then; after that it is skipped as expired.
+    expires_at: Mapped[datetime]
+    claim_token: Mapped[str | None] = mapped_column(sa.String(40))
+    lease_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_attempt_at: Mapped[datetime | None]
+    last_reply: Mapped[str | None] = mapped_column(sa.Text)
+    sent_at: Mapped[datetime | None]
+    skip_reason: Mapped[str | None] = mapped_column(sa.String(200))
+
+    registration: Mapped[Registration] = relationship()
+    event: Mapped[Event] = relationship()

@@ -1,0 +1,132 @@
+"""The programme's events and the people registered for them."""
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from extensions import db
+
+EVENT_KINDS = ("webinar", "workshop", "training", "dialogue")
+PILLARS = ("reflect", "exchange", "advocate")
+LANGUAGES = ("en", "ja")
+EVENT_STATUSES = ("scheduled", "cancelled")
+REGISTRATION_STATUSES = ("confirmed", "waitlisted", "cancelled")
+AFFILIATIONS = {
+    "local_government": "Local or regional government",
+    "national_government": "National government",
+    "ngo": "NGO or civil society",
+    "academia": "Academia or research",
+    "business": "Business",
+    "international_organisation": "International organisation",
+    "other": "Other",
+}
+
+
+def _in(column, values):
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Event(db.Model):
+    """One session of the forum: a webinar, workshop, training or dialogue."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        sa.CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        sa.CheckConstraint(_in("kind", EVENT_KINDS), name="kind"),
+        sa.CheckConstraint(f"pillar IS NULL OR {_in('pillar', PILLARS)}", name="pillar"),
+        sa.CheckConstraint(_in("language", LANGUAGES), name="language"),
+        sa.CheckConstraint(_in("status", EVENT_STATUSES), name="status"),
+        sa.CheckConstraint("capacity IS NULL OR capacity >= 0", name="capacity"),
+        sa.CheckConstraint("confirmed_count >= 0", name="confirmed_count"),
+        sa.Index("ix_events_starts_at", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    title: Mapped[str] = mapped_column(sa.String(200))
+    kind: Mapped[str] = mapped_column(sa.String(20), default="webinar")
+    pillar: Mapped[str | None] = mapped_column(sa.String(20))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    capacity: Mapped[int | None]
+    # Seats taken, kept by one conditional UPDATE so that concurrent sign-ups never overbook.
+    confirmed_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    language: Mapped[str] = mapped_column(sa.String(2), default="en")
+    join_url: Mapped[str | None] = mapped_column(sa.String(2000))
+    location: Mapped[str | None] = mapped_column(sa.String(200))
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    status: Mapped[str] = mapped_column(sa.String(20), default="scheduled")
+    recording_url: Mapped[str | None] = mapped_column(sa.String(2000))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    registrations: Mapped[list["Registration"]] = relationship(back_populates="event")
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status == "cancelled"
+
+    def seats_left(self) -> int | None:
+        """Free seats, or None when the event has no cap."""
+        if self.capacity is None:
+            return None
+        return max(self.capacity - self.confirmed_count, 0)
+
+    def has_ended(self, now: datetime) -> bool:
+        return now >= self.ends_at
+
+    def is_open_for_signup(self, now: datetime) -> bool:
+        return not self.is_cancelled and not self.has_ended(now)
+
+
+class Registration(db.Model):
+    """One person's place (or place in the queue) at one event."""
+
+    __tablename__ = "registrations"
+    __table_args__ = (
+        sa.CheckConstraint(_in("status", REGISTRATION_STATUSES), name="status"),
+        sa.CheckConstraint(_in("language", LANGUAGES), name="language"),
+        sa.CheckConstraint("ical_sequence >= 0", name="ical_sequence"),
+        # One active registration per person and event; cancelled ones may repeat.
+        sa.Index(
+            "uq_registrations_active_email",
+            "event_id",
+            "email_key",
+            unique=True,
+            sqlite_where=sa.text("status != 'cancelled'"),
+            postgresql_where=sa.text("status != 'cancelled'"),
+        ),
+        # The waiting list, first come first served.
+        sa.Index("ix_registrations_queue", "event_id", "status", "registered_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(sa.ForeignKey("events.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(sa.String(20))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    email: Mapped[str] = mapped_column(sa.String(320))
+    # The address case-folded, for "is this person already registered?".
+    email_key: Mapped[str] = mapped_column(sa.String(320))
+    organisation: Mapped[str] = mapped_column(sa.String(200))
+    affiliation: Mapped[str] = mapped_column(sa.String(40))
+    country: Mapped[str] = mapped_column(sa.String(2))
+    timezone: Mapped[str] = mapped_column(sa.String(64))
+    language: Mapped[str] = mapped_column(sa.String(2), default="en")
+    registered_at: Mapped[datetime]
+    confirmed_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    consent_at: Mapped[datetime]
+    consent_version: Mapped[str] = mapped_column(sa.String(40))
+    # The manage link is an HMAC of this nonce under the server's key; only its digest is kept.
+    token_nonce: Mapped[str] = mapped_column(sa.String(64))
+    token_digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    ical_uid: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    ical_sequence: Mapped[int] = mapped_column(default=0, server_default="0")
+
+    event: Mapped[Event] = relationship(back_populates="registrations")
+
+    @property
+    def is_active(self) -> bool:
+        return self.status != "cancelled"

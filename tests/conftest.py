@@ -1,0 +1,182 @@
+"""Fixtures: an app on a fresh, migrated database per test, on SQLite and (when
+TEST_DATABASE_URL is set) on PostgreSQL; a test client; helpers to make events and sign up."""
+
+import os
+import re
+import shutil
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from app import create_app
+from extensions import db
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+NOW = datetime(2025, 6, 20, 9, 0, tzinfo=UTC)
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param(
+        "postgresql",
+        id="postgresql",
+        marks=pytest.mark.skipif(not TEST_DATABASE_URL, reason="TEST_DATABASE_URL is not set"),
+    ),
+]
+
+
+def _psycopg_url(url: str) -> str:
+    scheme, rest = url.split(":", 1)
+    return "postgresql+psycopg:" + rest if scheme in ("postgresql", "postgres") else url
+
+
+def _migrate(url: str, tmp_path) -> None:
+    app = create_app(base_config(url, tmp_path))
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+        db.engine.dispose()
+
+
+def base_config(database_url: str, tmp_path) -> dict:
+    """Settings for a test app, as the environment would give them, plus test-only flags."""
+    return {
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-secret-key",
+        "BASE_URL": "http://forum.example.org",
+        "MAIL_BACKEND": "file",
+        "MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "MAIL_FROM": "forum@example.org",
+        "ORGANISER_EMAIL": "organisers@example.org",
+        "SCHEDULER": "off",
+        "RATELIMIT_ENABLED": "false",
+        "CLOCK": lambda: NOW,
+    }
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    """A migrated SQLite file, copied for each test (migrating once is much faster)."""
+    folder = tmp_path_factory.mktemp("sqlite-template")
+    path = folder / "template.sqlite3"
+    _migrate(f"sqlite:///{path}", folder)
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_database(tmp_path_factory):
+    """A PostgreSQL database of our own for the whole run, migrated once and dropped at the end."""
+    admin_url = _psycopg_url(TEST_DATABASE_URL)
+    name = f"forum_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    _migrate(url, tmp_path_factory.mktemp("pg"))
+    yield url
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path):
+    """A fresh, migrated, empty database of each kind."""
+    if request.param == "sqlite":
+        path = tmp_path / "forum.sqlite3"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("postgres_database")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "TRUNCATE messages, registrations, events RESTART IDENTITY CASCADE"
+        )
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    """The app on a fresh database, the clock fixed at NOW."""
+    app = create_app(base_config(database_url, tmp_path))
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def make_event(**fields):
+    """Add an event (defaults: a webinar a month after NOW, no cap) and commit it."""
+    from registration.models import Event
+
+    starts_at = fields.pop("starts_at", NOW + timedelta(days=30))
+    values = {
+        "slug": "climate-finance-101",
+        "title": "Climate finance 101",
+        "kind": "webinar",
+        "pillar": "exchange",
+        "starts_at": starts_at,
+        "ends_at": starts_at + timedelta(hours=1, minutes=30),
+        "timezone": "Europe/Berlin",
+        "capacity": None,
+        "language": "en",
+        "join_url": "https://meet.example.org/j/123456",
+        "description": "How cities fund climate action.",
+        "status": "scheduled",
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    values.update(fields)
+    event = Event(**values)
+    db.session.add(event)
+    db.session.commit()
+    return event
+
+
+CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def csrf_token(client, slug):
+    """The CSRF token from the event page's form, as a browser would get it."""
+    page = client.get(f"/events/{slug}")
+    assert page.status_code == 200, page.status_code
+    match = CSRF_RE.search(page.get_data(as_text=True))
+    assert match, "no csrf_token in the form"
+    return match.group(1)
+
+
+def form_data(**overrides):
+    data = {
+        "name": "Aiko Tanaka",
+        "email": "aiko.tanaka@example.org",
+        "organisation": "City of Yokohama",
+        "affiliation": "local_government",
+        "country": "JP",
+        "timezone": "Asia/Tokyo",
+        "language": "en",
+        "consent": "y",
+        "website": "",
+    }
+    data.update(overrides)
+    return data
+
+
+def sign_up(client, slug, **overrides):
+    """POST the sign-up form with a valid CSRF token; returns the response."""
+    data = form_data(**overrides)
+    data.setdefault("csrf_token", csrf_token(client, slug))
+    return client.post(f"/events/{slug}/register", data=data)

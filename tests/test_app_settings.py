@@ -1,0 +1,45 @@
+"""Start-up settings: defaults that work, and one clear line for a bad one."""
+
+import pytest
+
+from app import create_app
+
+
+def test_defaults_make_a_working_app(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "SCHEDULER": "off"})
+    assert app.config["MAIL_BACKEND"] == "file"
+    assert app.config["SECRET_KEY"]
+
+
+@pytest.mark.parametrize(
+    "name, value, words",
+    [
+        ("SMTP_PORT", "twenty-five", "SMTP_PORT"),
+        ("MAIL_BACKEND", "pigeon", "MAIL_BACKEND"),
+        ("DATABASE_URL", "mysql://x", "DATABASE_URL"),
+        ("BASE_URL", "forum.example.org", "BASE_URL"),
+        ("RATELIMIT_ENABLED", "maybe", "RATELIMIT_ENABLED"),
+        ("DISPATCH_INTERVAL_SECONDS", "0", "DISPATCH_INTERVAL_SECONDS"),
+        ("ORGANISER_EMAIL", "not-an-address", "ORGANISER_EMAIL"),
+        ("SMTP_SECURITY", "tls1.0", "SMTP_SECURITY"),
+    ],
+)
+def test_malformed_setting_stops_start_up_naming_it(tmp_path, name, value, words):
+    with pytest.raises(SystemExit) as exc:
+        create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", name: value})
+    message = str(exc.value.code)
+    assert words in message and "\n" not in message
+
+
+def test_https_without_secret_key_stops_start_up(tmp_path, monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        create_app({"BASE_URL": "https://forum.example.org", "SECRET_KEY": "",
+                    "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3"})
+    assert "SECRET_KEY" in str(exc.value.code)
+
+
+def test_postgresql_url_uses_psycopg_3(tmp_path):
+    app = create_app({"DATABASE_URL": "postgresql://postgres@127.0.0.1/x", "SCHEDULER": "off"})
+    assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
