@@ -241,7 +241,7 @@ def _register_error_pages(app):
     @app.errorhandler(HTTPException)
     def http_error(exc):
         code = exc.code or 500
-        if exc.description != type(exc).description:  # a view's own words for the person
+        if code != 429 and exc.description != type(exc).description:  # a view's own words for the person
             return render_error(code, exc.description)
         return render_error(code, ERROR_MESSAGES.get(code, exc.description))
 

@@ -1,10 +1,251 @@
 """Public pages: the programme, an event, sign-up, the attendee's own page, calendar files."""
 
-from flask import Blueprint
+from collections import OrderedDict
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+
+from extensions import db, limiter
+from notifications import ical
+from registration import services
+from registration.forms import SignupForm, countries
+from registration.models import AFFILIATIONS, EVENT_KINDS, LANGUAGES, PILLARS, Event
+from registration.times import format_when, utc_iso, zone
 
 bp = Blueprint("registration", __name__)
 
 
+def _now():
+    return current_app.config["CLOCK"]()
+
+
+def _event_or_404(slug: str) -> Event:
+    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
+    if event is None:
+        abort(404, description="There is no session at this address. See the programme for "
+                               "the sessions you can join.")
+    return event
+
+
+def _email_key() -> str:
+    """Rate-limit key for the per-address limit: the submitted address, case-folded."""
+    return "signup-email:" + (request.form.get("email") or "").strip().casefold()[:320]
+
+
 def format_helpers():
-    """Template globals for showing times to people."""
-    return {}
+    """Template globals for showing times and choices to people."""
+    return {
+        "format_when": format_when,
+        "utc_iso": utc_iso,
+        "affiliations": AFFILIATIONS,
+        "countries": countries,
+    }
+
+
+@bp.get("/")
+def index():
+    """The programme: upcoming sessions by month, filterable; past ones apart."""
+    now = _now()
+    filters = {
+        "kind": request.args.get("kind") if request.args.get("kind") in EVENT_KINDS else "",
+        "pillar": request.args.get("pillar") if request.args.get("pillar") in PILLARS else "",
+        "language": (request.args.get("language")
+                     if request.args.get("language") in LANGUAGES else ""),
+    }
+    query = sa.select(Event).order_by(Event.starts_at, Event.id)
+    for column, value in filters.items():
+        if value:
+            query = query.where(getattr(Event, column) == value)
+    events = db.session.scalars(query).all()
+    upcoming = OrderedDict()
+    past = []
+    for event in events:
+        if event.has_ended(now):
+            past.append(event)
+            continue
+        month = event.starts_at.astimezone(zone(event.timezone)).strftime("%B %Y")
+        upcoming.setdefault(month, []).append(event)
+    return render_template(
+        "registration/index.html",
+        upcoming=upcoming,
+        past=list(reversed(past)),
+        filters=filters,
+        kinds=EVENT_KINDS,
+        pillars=PILLARS,
+        now=now,
+    )
+
+
+def _render_event(event: Event, form: SignupForm, status: int = 200):
+    return render_template(
+        "registration/event.html",
+        event=event,
+        form=form,
+        now=_now(),
+        calendar_links=calendar_links(event),
+    ), status
+
+
+@bp.get("/events/<slug>")
+def event_page(slug):
+    """One session: its details, seats left and the sign-up form."""
+    event = _event_or_404(slug)
+    form = SignupForm(formdata=None, timezone=event.timezone, language=event.language)
+    return _render_event(event, form)
+
+
+@bp.post("/events/<slug>/register")
+@limiter.limit(lambda: current_app.config["RATELIMIT_SIGNUP_PER_IP"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_SIGNUP_PER_EMAIL"], key_func=_email_key)
+def register(slug):
+    """Take a sign-up: 303 to the thank-you page, the same for a first and a repeat sign-up."""
+    event = _event_or_404(slug)
+    now = _now()
+    if not event.is_open_for_signup(now):
+        abort(410, description=_closed_message(event))
+    form = SignupForm()
+    if form.website.data:
+        # A bot filled the honeypot: answer as to anyone, keep nothing.
+        return redirect(url_for(".registered", slug=slug), 303)
+    if not form.validate():
+        return _render_event(event, form, 422)
+    applicant = services.Applicant(
+        name=form.name.data,
+        email=form.email_normalised,
+        email_key=form.email_key,
+        organisation=form.organisation.data,
+        affiliation=form.affiliation.data,
+        country=form.country.data,
+        timezone=form.timezone.data or event.timezone,
+        language=form.language.data,
+        consent_version=current_app.config["PRIVACY_NOTICE_VERSION"],
+    )
+    services.sign_up(event, applicant, now)
+    db.session.commit()
+    return redirect(url_for(".registered", slug=slug), 303)
+
+
+def _closed_message(event: Event) -> str:
+    if event.is_cancelled:
+        return f"“{event.title}” was cancelled and takes no sign-ups."
+    return f"“{event.title}” has ended and takes no more sign-ups."
+
+
+@bp.get("/events/<slug>/registered")
+def registered(slug):
+    """The thank-you page: the same for everyone, it sends people to their inbox."""
+    event = _event_or_404(slug)
+    return render_template(
+        "registration/registered.html", event=event, calendar_links=calendar_links(event)
+    )
+
+
+@bp.get("/r/<token>")
+def manage(token):
+    """The attendee's own page, reached only through the link in their email."""
+    registration = services.find_by_token(token) or abort(404)
+    response = Response(render_template(
+        "registration/manage.html",
+        registration=registration,
+        event=registration.event,
+        token=token,
+        now=_now(),
+        calendar_links=calendar_links(registration.event),
+    ))
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.post("/r/<token>/cancel")
+def cancel(token):
+    """Cancel the registration, free the seat and promote the next person, in one transaction."""
+    registration = services.find_by_token(token) or abort(404)
+    services.cancel(registration, _now())
+    db.session.commit()
+    return redirect(url_for(".manage", token=token), 303)
+
+
+def _calendar_response(body: bytes, filename: str) -> Response:
+    response = Response(body, mimetype="text/calendar")
+    response.headers["Content-Type"] = "text/calendar; charset=utf-8"
+    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    return response
+
+
+@bp.get("/events/<slug>.ics")
+def event_ics(slug):
+    """One session as a calendar file, without join link or attendees."""
+    event = _event_or_404(slug)
+    return _calendar_response(
+        ical.public_calendar([event], current_app.config["BASE_URL"]), f"{event.slug}.ics"
+    )
+
+
+@bp.get("/programme.ics")
+def programme_ics():
+    """Every published session, for subscribing to in a calendar app."""
+    events = db.session.scalars(sa.select(Event).order_by(Event.starts_at, Event.id)).all()
+    return _calendar_response(
+        ical.public_calendar(events, current_app.config["BASE_URL"]), "programme.ics"
+    )
+
+
+@bp.get("/privacy")
+def privacy():
+    """The privacy notice the sign-up form asks people to accept."""
+    return render_template(
+        "registration/privacy.html", version=current_app.config["PRIVACY_NOTICE_VERSION"]
+    )
+
+
+@bp.get("/healthz")
+def healthz():
+    """200 when the database answers, 503 when it does not."""
+    try:
+        db.session.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError:
+        return {"status": "unavailable", "database": "unreachable"}, 503
+    return {"status": "ok", "database": "ok"}
+
+
+def calendar_links(event: Event) -> dict[str, str]:
+    """Add-to-calendar links for the public details of an event (never the join link)."""
+    base_url = current_app.config["BASE_URL"]
+    page = f"{base_url}{url_for('registration.event_page', slug=event.slug)}"
+    details = f"{event.description}\n\n{page}".strip()
+    start, end = utc_iso(event.starts_at), utc_iso(event.ends_at)
+    google = urlencode({
+        "action": "TEMPLATE",
+        "text": event.title,
+        "dates": f"{start.replace('-', '').replace(':', '')}/"
+                 f"{end.replace('-', '').replace(':', '')}",
+        "details": details,
+        "location": page,
+    })
+    outlook = urlencode({
+        "path": "/calendar/action/compose",
+        "rru": "addevent",
+        "subject": event.title,
+        "startdt": start,
+        "enddt": end,
+        "body": details,
+        "location": page,
+    })
+    return {
+        "Google Calendar": f"https://calendar.google.com/calendar/render?{google}",
+        "Outlook.com": f"https://outlook.live.com/calendar/0/deeplink/compose?{outlook}",
+        "Office 365": f"https://outlook.office.com/calendar/0/deeplink/compose?{outlook}",
+        "Apple Calendar, Thunderbird (.ics)": f"{base_url}"
+        f"{url_for('registration.event_ics', slug=event.slug)}",
+    }

@@ -1,0 +1,125 @@
+"""iCalendar: the invite sent to one registrant (RFC 5546) and the public calendar downloads."""
+
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from icalendar import Calendar, vCalAddress
+from icalendar import Event as VEvent
+
+from registration.models import Event, Registration
+
+PRODID = "-//Forum Sign-up//Forum Sign-up//EN"
+METHODS = ("REQUEST", "CANCEL")
+
+# Parameter values can't hold control characters; a double quote would need RFC 6868's ^'
+# escape, which Outlook shows literally. A display name loses nothing that matters by this.
+_NOT_IN_PARAM = re.compile(r'[\x00-\x1f\x7f"]+')
+
+
+def _display_name(name: str) -> str:
+    return " ".join(_NOT_IN_PARAM.sub(" ", name).split())
+
+
+def _utc(moment: datetime) -> datetime:
+    # An aware UTC datetime is written with Z; a named zone would need a VTIMEZONE (see PITFALLS).
+    return moment.astimezone(UTC)
+
+
+def _calendar(method: str | None = None) -> Calendar:
+    # Plain Calendar(), not Calendar.new(): an iTIP message must not carry a calendar-level UID.
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    if method is not None:
+        calendar.add("method", method)
+    return calendar
+
+
+def invite(
+    event: Event,
+    registration: Registration,
+    method: str,
+    sequence: int,
+    organiser_email: str,
+    now: datetime,
+    *,
+    organiser_name: str = "Forum organisers",
+    manage_url: str | None = None,
+) -> bytes:
+    """The invite (METHOD REQUEST or CANCEL) for one registration, as iCalendar bytes."""
+    if method not in METHODS:
+        raise ValueError(f"unknown iTIP method {method!r}")
+    is_request = method == "REQUEST"
+    # The join link goes only to a person who holds a seat.
+    join_url = event.join_url if is_request and registration.status == "confirmed" else None
+
+    lines = [event.description.strip()] if event.description else []
+    if join_url:
+        lines.append(f"Join: {join_url}")
+    if not is_request:
+        lines.append("This registration is cancelled.")
+    if manage_url:
+        lines.append(f"Manage your registration: {manage_url}")
+
+    vevent = VEvent.new(
+        uid=registration.ical_uid,
+        sequence=sequence,
+        stamp=_utc(now),
+        start=_utc(event.starts_at),
+        end=_utc(event.ends_at),
+        summary=event.title,
+        description="\n\n".join(lines),
+        location=join_url or event.location or None,
+        url=join_url,
+        status="CONFIRMED" if is_request else "CANCELLED",
+        organizer=vCalAddress.new(organiser_email, cn=_display_name(organiser_name)),
+        attendees=[
+            vCalAddress.new(
+                registration.email,
+                cn=_display_name(registration.name) or registration.email,
+                rsvp=True,
+                partstat="NEEDS-ACTION",
+                role="REQ-PARTICIPANT",
+            )
+        ],
+    )
+    calendar = _calendar(method)
+    calendar.add_component(vevent)
+    return calendar.to_ical()
+
+
+def event_uid(event: Event) -> str:
+    """The UID of an event in the public calendars, stable for the event's life."""
+    return f"event-{event.id}@forum-signup"
+
+
+def public_calendar(events: Iterable[Event], base_url: str, name: str | None = None) -> bytes:
+    """A calendar of public events (no METHOD, ORGANIZER, ATTENDEE or join link) for download."""
+    base_url = base_url.rstrip("/")
+    calendar = _calendar()
+    if name:
+        calendar.add("x-wr-calname", name)
+    for event in events:
+        page = f"{base_url}/events/{event.slug}"
+        vevent = VEvent.new(
+            uid=event_uid(event),
+            # Any change to the event bumps updated_at, so its seconds only ever increase.
+            sequence=_public_sequence(event),
+            stamp=_utc(event.updated_at),
+            last_modified=_utc(event.updated_at),
+            start=_utc(event.starts_at),
+            end=_utc(event.ends_at),
+            summary=event.title,
+            description="\n\n".join(p for p in (event.description.strip(), page) if p),
+            url=page,
+            location=event.location or None,
+            status="CANCELLED" if event.is_cancelled else "CONFIRMED",
+        )
+        calendar.add_component(vevent)
+    return calendar.to_ical()
+
+
+def _public_sequence(event: Event) -> int:
+    return max(int((_utc(event.updated_at) - _utc(event.created_at)).total_seconds()), 0)

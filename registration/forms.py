@@ -1,0 +1,119 @@
+"""The sign-up form: what a stranger may type, checked and normalised before anything is stored."""
+
+import unicodedata
+from functools import lru_cache
+
+from babel import Locale
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, StringField
+from wtforms.validators import ValidationError
+
+from registration.models import AFFILIATIONS, LANGUAGES
+from registration.times import is_zone
+
+MAX_FIELD = 200
+# Codes Babel knows that are not ISO 3166-1 countries (regions, "unknown", reserved ones);
+# Kosovo's user-assigned XK stays, as cities there sign up too.
+NOT_COUNTRIES = {"EU", "EZ", "UN", "QO", "ZZ", "XA", "XB", "AC", "CP", "CQ", "DG", "EA", "IC", "TA"}
+
+
+@lru_cache(maxsize=2)
+def countries(locale: str = "en") -> tuple[tuple[str, str], ...]:
+    """(code, name) for every ISO 3166-1 alpha-2 country, sorted by name, built once."""
+    names = Locale.parse(locale).territories
+    pairs = [
+        (code, name)
+        for code, name in names.items()
+        if len(code) == 2 and code.isalpha() and code not in NOT_COUNTRIES
+    ]
+    return tuple(sorted(pairs, key=lambda pair: pair[1].casefold()))
+
+
+@lru_cache(maxsize=1)
+def country_codes() -> frozenset[str]:
+    return frozenset(code for code, _ in countries())
+
+
+def clean_text(value: str | None) -> str:
+    """Trim and NFC-normalise a typed value (typed content itself is kept as written)."""
+    return unicodedata.normalize("NFC", (value or "").strip())
+
+
+def _check_text(field):
+    value = clean_text(field.data)
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValidationError("Please remove line breaks and control characters.")
+    if len(value) > MAX_FIELD:
+        raise ValidationError(f"Please keep this under {MAX_FIELD} characters.")
+    field.data = value
+
+
+class SignupForm(FlaskForm):
+    """name, email, organisation, affiliation, country, timezone, language, consent, website."""
+
+    name = StringField("Full name")
+    email = StringField("Email")
+    organisation = StringField("Organisation")
+    affiliation = StringField("Type of organisation")
+    country = StringField("Country")
+    timezone = StringField("Time zone")
+    language = StringField("Language for emails")
+    consent = BooleanField("I have read and accept the privacy notice")
+    # The honeypot: hidden from people by CSS, filled in by bots.
+    website = StringField("Leave this empty")
+
+    email_normalised: str = ""
+    email_key: str = ""
+
+    def validate_name(self, field):
+        _check_text(field)
+        if not field.data:
+            raise ValidationError("Please enter your name.")
+
+    def validate_organisation(self, field):
+        _check_text(field)
+        if not field.data:
+            raise ValidationError("Please enter your organisation.")
+
+    def validate_email(self, field):
+        _check_text(field)
+        if not field.data:
+            raise ValidationError("Please enter your email address.")
+        try:
+            result = validate_email(
+                field.data,
+                check_deliverability=current_app.config["EMAIL_CHECK_DELIVERABILITY"],
+                allow_smtputf8=False,
+            )
+        except EmailNotValidError as exc:
+            raise ValidationError(f"This email address does not look right: {exc}") from None
+        self.email_normalised = result.normalized
+        # email-validator lowercases only the domain; a person is the same whatever the case.
+        self.email_key = result.normalized.casefold()
+
+    def validate_affiliation(self, field):
+        if field.data not in AFFILIATIONS:
+            raise ValidationError("Please choose the type of your organisation.")
+
+    def validate_country(self, field):
+        field.data = clean_text(field.data).upper()
+        if field.data not in country_codes():
+            raise ValidationError("Please choose your country.")
+
+    def validate_timezone(self, field):
+        # The browser fills this hidden field; a person can't correct it, so an unknown zone
+        # falls back to the event's own (the caller's default) instead of failing the form.
+        field.data = clean_text(field.data)
+        if not is_zone(field.data):
+            field.data = ""
+
+    def validate_language(self, field):
+        field.data = clean_text(field.data) or "en"
+        if field.data not in LANGUAGES:
+            raise ValidationError("Please choose English or Japanese.")
+
+    def validate_consent(self, field):
+        if not field.data:
+            raise ValidationError("Please accept the privacy notice to sign up.")
