@@ -141,7 +141,9 @@ def load_settings(env, instance_path):
         try:
             parse(settings[name])
         except ValueError:
-            raise ConfigError(f"{name} must read like '10 per hour', not {settings[name]!r}")
+            raise ConfigError(
+                f"{name} must read like '10 per hour', not {settings[name]!r}"
+            ) from None
     if urlsplit(settings["RATELIMIT_STORAGE_URI"]).scheme not in {
         "memory", "redis", "rediss", "redis+unix", "memcached"
     }:
@@ -241,7 +243,8 @@ def _register_error_pages(app):
     @app.errorhandler(HTTPException)
     def http_error(exc):
         code = exc.code or 500
-        if code != 429 and exc.description != type(exc).description:  # a view's own words for the person
+        # A view's own words for the person, except the limiter's, which are for machines.
+        if code != 429 and exc.description != type(exc).description:
             return render_error(code, exc.description)
         return render_error(code, ERROR_MESSAGES.get(code, exc.description))
 

@@ -30,7 +30,9 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def format_when(starts_at: datetime, ends_at: datetime | None, tz: str, language: str = "en") -> str:
+def format_when(
+    starts_at: datetime, ends_at: datetime | None, tz: str, language: str = "en"
+) -> str:
     """'Tuesday 1 July 2025, 14:00–15:30 Central European Summer Time', in the person's zone."""
     locale = language if language in PATTERNS else "en"
     date_pattern, time_pattern = PATTERNS[locale]

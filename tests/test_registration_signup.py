@@ -5,10 +5,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from app import create_app
 from extensions import db
 from notifications.models import Message
 from registration.models import Registration
-from app import create_app
 from tests.conftest import NOW, base_config, csrf_token, form_data, make_event, sign_up
 
 
