@@ -196,9 +196,10 @@ def event_ics(slug):
 def programme_ics():
     """Every published session, for subscribing to in a calendar app."""
     events = db.session.scalars(sa.select(Event).order_by(Event.starts_at, Event.id)).all()
-    return _calendar_response(
-        ical.public_calendar(events, current_app.config["BASE_URL"]), "programme.ics"
+    calendar = ical.public_calendar(
+        events, current_app.config["BASE_URL"], name=current_app.config["PROGRAMME_NAME"]
     )
+    return _calendar_response(calendar, "programme.ics")
 
 
 @bp.get("/privacy")

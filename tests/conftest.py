@@ -147,6 +147,37 @@ def make_event(**fields):
     return event
 
 
+def make_registration(event, **fields):
+    """Add a registration (confirmed, Tokyo, English) without going through the form."""
+    from registration import tokens
+    from registration.models import Registration
+
+    values = {
+        "event": event,
+        "status": "confirmed",
+        "name": "Aiko Tanaka",
+        "email": "aiko.tanaka@example.org",
+        "organisation": "City of Yokohama",
+        "affiliation": "local_government",
+        "country": "JP",
+        "timezone": "Asia/Tokyo",
+        "language": "en",
+        "registered_at": NOW,
+        "confirmed_at": NOW,
+        "consent_at": NOW,
+        "consent_version": "2025-06",
+        "ical_uid": f"{uuid.uuid4()}@forum-signup",
+        "ical_sequence": 0,
+    }
+    values.update(fields)
+    values.setdefault("email_key", values["email"].casefold())
+    registration = Registration(**values)
+    tokens.issue_token(registration)
+    db.session.add(registration)
+    db.session.flush()
+    return registration
+
+
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 

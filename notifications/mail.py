@@ -1,0 +1,200 @@
+"""MIME: each outbox row rendered from its templates into the bytes that go on the wire."""
+
+import re
+from base64 import encodebytes
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message as MIMEPart
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, formataddr
+
+from flask import render_template
+
+from notifications import ical
+from notifications.models import Message
+from registration import times, tokens
+
+# email.mime with compat32 is ~3x faster than EmailMessage (PITFALLS), but it checks nothing:
+# every header value passes through _header() or _address() below.
+WIRE = policy.compat32.clone(linesep="\r\n")
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
+
+# Kinds that tell a person they hold a seat: the only ones that carry the join link.
+SEAT_KINDS = ("confirmation", "promotion")
+
+SUBJECTS = {
+    "en": {
+        "confirmation": "Confirmed: {title}",
+        "waitlisted": "Waiting list: {title}",
+        "promotion": "A seat is yours: {title}",
+        "cancellation": "Cancelled: {title}",
+    },
+    "ja": {
+        "confirmation": "登録完了: {title}",
+        "waitlisted": "キャンセル待ち: {title}",
+        "promotion": "お席が確保されました: {title}",
+        "cancellation": "キャンセル: {title}",
+    },
+}
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+# One plain addr-spec: no display name, comment, group, list or whitespace.
+_ADDR_SPEC = re.compile(r"[^\s<>()\[\],;:\"@\\]+@[A-Za-z0-9.-]+")
+_MESSAGE_ID = re.compile(r"<[^\s<>@]+@[A-Za-z0-9.-]+>")
+
+
+class UnsendableMessage(ValueError):
+    """The row can't become a valid email (a bad address or header); sending it again won't help."""
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    """Everything a transport needs, as plain values: no database object survives into sending."""
+
+    message_id: str
+    envelope_from: str
+    recipients: tuple[str, ...]
+    data: bytes
+
+
+def _header(value: str) -> str:
+    # The last line of defence against header injection: compat32 would write a CR or LF as is.
+    if any(c in value for c in "\r\n\0"):
+        raise UnsendableMessage(f"header value contains a line break or NUL: {value!r}")
+    return value
+
+
+def display_name(name: str) -> str:
+    """A person's name made safe for a header: control characters become spaces."""
+    return " ".join(_CONTROL.sub(" ", name).split())
+
+
+def _address(address: str) -> str:
+    """The address as one ASCII addr-spec (an internationalised domain in its IDNA form)."""
+    local, at, domain = address.strip().rpartition("@")
+    if not at or not local.isascii():
+        raise UnsendableMessage(f"not a deliverable ASCII address: {address!r}")
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise UnsendableMessage(f"not a valid domain: {address!r}") from None
+    address = f"{local}@{domain}"
+    if not _ADDR_SPEC.fullmatch(address):
+        raise UnsendableMessage(f"not a single plain address: {address!r}")
+    return address
+
+
+def _mailbox(name: str, address: str) -> str | Header:
+    name = display_name(name)
+    if not name:
+        return address
+    if name.isascii():
+        return _header(formataddr((name, address)))  # quotes and escapes as needed
+    # RFC 2047, split into encoded words of legal length; the address stays readable.
+    mailbox = Header(name, "utf-8")
+    mailbox.append(f" <{address}>", "us-ascii")
+    return mailbox
+
+
+def _text(value: str) -> str | Header:
+    value = _header(value)
+    return value if value.isascii() else Header(value, "utf-8")
+
+
+def _inner(part: MIMEPart) -> MIMEPart:
+    # The email.mime classes stamp every part with MIME-Version; only the top needs it.
+    del part["MIME-Version"]
+    return part
+
+
+def _leaf(content_type: str, body: bytes) -> MIMEPart:
+    # Base64 keeps the calendar's CRLFs and folding byte for byte.
+    part = MIMEPart(policy=policy.compat32)
+    part["Content-Type"] = content_type
+    part["Content-Transfer-Encoding"] = "base64"
+    part.set_payload(encodebytes(body).decode("ascii"))
+    return part
+
+
+def manage_url(registration, base_url: str) -> str:
+    """The registration's manage link."""
+    return f"{base_url}/r/{tokens.manage_token(registration)}"
+
+
+def render(message: Message, config) -> tuple[str, str, str]:
+    """The subject, plain text and HTML of a message, in its recipient's language and zone."""
+    registration, event = message.registration, message.event
+    language = registration.language if registration.language in SUBJECTS else "en"
+    has_seat = message.kind in SEAT_KINDS and registration.status == "confirmed"
+    context = {
+        "kind": message.kind,
+        "lang": language,
+        "name": display_name(registration.name),
+        "event": event,
+        "when": times.format_when(
+            event.starts_at, event.ends_at, registration.timezone, registration.language
+        ),
+        "manage_url": manage_url(registration, config["BASE_URL"]),
+        "join_url": event.join_url if has_seat else None,
+        "event_url": f"{config['BASE_URL']}/events/{event.slug}",
+        "has_invite": message.ical_method is not None,
+        "organiser_email": config["ORGANISER_EMAIL"],
+    }
+    text = render_template(f"emails/{message.kind}.txt", **context)
+    html = render_template(f"emails/{message.kind}.html", **context)
+    subject = SUBJECTS[language][message.kind].format(title=display_name(event.title))
+    return subject, text, html
+
+
+def build_message(message: Message, config, now: datetime) -> OutgoingMail:
+    """The message row as MIME bytes ready for SMTP, with its envelope."""
+    registration, event = message.registration, message.event
+    recipient = _address(message.recipient)
+    sender = _address(config["MAIL_FROM"])
+    organiser = _address(config["ORGANISER_EMAIL"])
+    message_id = _header(message.message_id)
+    if not _MESSAGE_ID.fullmatch(message_id):
+        raise UnsendableMessage(f"malformed Message-ID {message_id!r}")
+
+    subject, text, html = render(message, config)
+    body = MIMEMultipart("alternative")
+    body.attach(_inner(MIMEText(text, "plain", _UTF8_QP)))
+    body.attach(_inner(MIMEText(html, "html", _UTF8_QP)))
+    if message.ical_method is None:
+        root = body
+    else:
+        method = message.ical_method
+        invite = ical.invite(
+            event,
+            registration,
+            method,
+            message.ical_sequence,
+            organiser,
+            now,
+            organiser_name=config["MAIL_FROM_NAME"],
+            manage_url=manage_url(registration, config["BASE_URL"]),
+        )
+        # Inline and without Content-Disposition, or Outlook and Gmail show no invite; the
+        # method parameter must match METHOD inside, or Exchange rejects the message.
+        body.attach(_leaf(f"text/calendar; method={method}; charset=UTF-8", invite))
+        attachment = _leaf('application/ics; name="invite.ics"', invite)
+        attachment["Content-Disposition"] = 'attachment; filename="invite.ics"'
+        root = MIMEMultipart("mixed")
+        root.attach(_inner(body))
+        root.attach(attachment)
+
+    root["From"] = _mailbox(config["MAIL_FROM_NAME"], sender)
+    root["To"] = _mailbox(registration.name, recipient)
+    root["Reply-To"] = organiser
+    root["Subject"] = _text(subject)
+    root["Date"] = format_datetime(now)
+    root["Message-ID"] = message_id
+    root["Auto-Submitted"] = "auto-generated"
+    # Keep out-of-office replies from answering a notification.
+    root["X-Auto-Response-Suppress"] = "All"
+    return OutgoingMail(message_id, sender, (recipient,), root.as_bytes(policy=WIRE))
