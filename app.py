@@ -53,6 +53,15 @@ def _email(name, raw):
         raise ConfigError(f"{name} is not a valid email address ({exc})") from None
 
 
+def _offsets(raw):
+    from notifications.planner import parse_offsets
+
+    try:
+        return parse_offsets(raw)
+    except ValueError as exc:
+        raise ConfigError(f"REMINDER_OFFSETS {exc}") from None
+
+
 def _database_url(raw, instance_path):
     if not raw:
         return "sqlite:///" + str(Path(instance_path) / "forum.sqlite3")
@@ -126,6 +135,8 @@ def load_settings(env, instance_path):
         "RATELIMIT_SIGNUP_PER_EMAIL": get("RATELIMIT_SIGNUP_PER_EMAIL", "10 per hour"),
         "RATELIMIT_HEADERS_ENABLED": True,
         "PROGRAMME_NAME": get("PROGRAMME_NAME", "Virtual Forum"),
+        "REMINDER_OFFSETS": _offsets(get("REMINDER_OFFSETS", "7d,1d,1h")),
+        "RETENTION_DAYS": _int("RETENTION_DAYS", get("RETENTION_DAYS", "90"), 1, 3650),
         "PRIVACY_NOTICE_VERSION": get("PRIVACY_NOTICE_VERSION", "2025-06"),
         "EMAIL_CHECK_DELIVERABILITY": _bool(
             "EMAIL_CHECK_DELIVERABILITY", get("EMAIL_CHECK_DELIVERABILITY", "false")
@@ -158,7 +169,7 @@ SETTING_NAMES = {
     "MAIL_FROM", "MAIL_FROM_NAME", "ORGANISER_EMAIL", "SCHEDULER", "DISPATCH_INTERVAL_SECONDS",
     "DISPATCH_BATCH_SIZE", "CLAIM_LEASE_SECONDS", "RATELIMIT_ENABLED", "RATELIMIT_STORAGE_URI",
     "RATELIMIT_SIGNUP_PER_IP", "RATELIMIT_SIGNUP_PER_EMAIL", "PRIVACY_NOTICE_VERSION",
-    "PROGRAMME_NAME",
+    "PROGRAMME_NAME", "REMINDER_OFFSETS", "RETENTION_DAYS",
     "EMAIL_CHECK_DELIVERABILITY", "MAX_FORM_BYTES",
 }
 

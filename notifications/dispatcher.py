@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 # down by up to half so that a relay's outage doesn't end in a thundering herd.
 FIRST_RETRY_SECONDS = 60
 MAX_RETRY_SECONDS = 3600
+# Messages only a seat holder gets; a waiting-list person hears nothing of these.
+SEAT_ONLY_KINDS = ("confirmation", "promotion", "reminder", "follow_up")
 
 
 @dataclass
@@ -76,10 +78,14 @@ def skip_reason(message: Message, now: datetime) -> str | None:
             return "event cancelled"
         if registration.status == "cancelled":
             return "cancelled"
+    if message.kind in SEAT_ONLY_KINDS and registration.status != "confirmed":
+        return "not confirmed"
+    if message.kind == "reminder" and now >= event.starts_at:
+        return "expired"  # never a reminder once the session has started
     if message.kind == "waitlisted" and registration.status != "waitlisted":
         return "superseded"  # promoted meanwhile: the promotion email says what is true now
-    if message.ical_method and message.ical_sequence < registration.ical_sequence:
-        return "superseded"  # a newer invite (a reschedule or a CANCEL) replaces this one
+    if message.ical_sequence is not None and message.ical_sequence < registration.ical_sequence:
+        return "superseded"  # a newer version (a reschedule or a CANCEL) replaces this one
     return None
 
 

@@ -24,8 +24,8 @@ WIRE = policy.compat32.clone(linesep="\r\n")
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP
 
-# Kinds that tell a person they hold a seat: the only ones that carry the join link.
-SEAT_KINDS = ("confirmation", "promotion")
+# Kinds that may carry the join link, to a person who holds a seat (never the waiting list).
+SEAT_KINDS = ("confirmation", "promotion", "reminder", "update")
 
 SUBJECTS = {
     "en": {
@@ -33,12 +33,18 @@ SUBJECTS = {
         "waitlisted": "Waiting list: {title}",
         "promotion": "A seat is yours: {title}",
         "cancellation": "Cancelled: {title}",
+        "reminder": "Reminder: {title}, {soon}",
+        "update": "Changed: {title}",
+        "follow_up": "Recording: {title}",
     },
     "ja": {
         "confirmation": "登録完了: {title}",
         "waitlisted": "キャンセル待ち: {title}",
         "promotion": "お席が確保されました: {title}",
         "cancellation": "キャンセル: {title}",
+        "reminder": "リマインダー: {title}（{soon}）",
+        "update": "変更のお知らせ: {title}",
+        "follow_up": "録画のご案内: {title}",
     },
 }
 
@@ -126,11 +132,49 @@ def manage_url(registration, base_url: str) -> str:
     return f"{base_url}/r/{tokens.manage_token(registration)}"
 
 
+# How far ahead a reminder is, in words: "7d" → "in 7 days" / "7日後".
+_UNIT_WORDS = {
+    "en": {"d": ("in {n} day", "in {n} days"), "h": ("in {n} hour", "in {n} hours"),
+           "m": ("in {n} minute", "in {n} minutes")},
+    "ja": {"d": ("{n}日後", "{n}日後"), "h": ("{n}時間後", "{n}時間後"), "m": ("{n}分後", "{n}分後")},
+}
+_CHANGE_WORDS = {
+    "ja": {"time": "日時", "title": "タイトル", "description": "内容", "join link": "参加リンク",
+           "location": "場所"},
+}
+
+
+def _soon(label: str, language: str) -> str:
+    count, unit = int(label[:-1]), label[-1]
+    if language == "en" and label == "1d":
+        return "tomorrow"
+    one, many = _UNIT_WORDS[language][unit]
+    return (one if count == 1 else many).format(n=count)
+
+
+def _changed_words(changed: list[str], language: str) -> str:
+    words = [_CHANGE_WORDS.get(language, {}).get(item, item) for item in changed]
+    if language == "ja":
+        return "・".join(words)
+    return " and ".join(words) if len(words) <= 2 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def render(message: Message, config) -> tuple[str, str, str]:
     """The subject, plain text and HTML of a message, in its recipient's language and zone."""
     registration, event = message.registration, message.event
     language = registration.language if registration.language in SUBJECTS else "en"
+    detail = message.detail or {}
     has_seat = message.kind in SEAT_KINDS and registration.status == "confirmed"
+    if message.kind == "update":
+        has_seat = has_seat and message.ical_method is not None
+    old_when = None
+    if "old_starts_at" in detail:
+        old_when = times.format_when(
+            datetime.fromisoformat(detail["old_starts_at"]),
+            datetime.fromisoformat(detail["old_ends_at"]),
+            registration.timezone, language,
+        )
+    soon = _soon(detail["offset"], language) if "offset" in detail else ""
     context = {
         "kind": message.kind,
         "lang": language,
@@ -144,10 +188,17 @@ def render(message: Message, config) -> tuple[str, str, str]:
         "event_url": f"{config['BASE_URL']}/events/{event.slug}",
         "has_invite": message.ical_method is not None,
         "organiser_email": config["ORGANISER_EMAIL"],
+        "registration_status": registration.status,
+        "soon": soon,
+        "is_last": bool(detail.get("is_last")),
+        "old_when": old_when,
+        "time_changed": "time" in detail.get("changed", ()),
+        "changed_words": _changed_words(detail.get("changed", ["details"]), language),
     }
     text = render_template(f"emails/{message.kind}.txt", **context)
     html = render_template(f"emails/{message.kind}.html", **context)
-    subject = SUBJECTS[language][message.kind].format(title=display_name(event.title))
+    subject = SUBJECTS[language][message.kind].format(title=display_name(event.title),
+                                                      soon=soon)
     return subject, text, html
 
 

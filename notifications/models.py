@@ -8,7 +8,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from extensions import db
 from registration.models import Event, Registration, _in
 
-MESSAGE_KINDS = ("confirmation", "waitlisted", "promotion", "cancellation")
+MESSAGE_KINDS = (
+    "confirmation", "waitlisted", "promotion", "cancellation", "reminder", "update", "follow_up"
+)
 MESSAGE_STATUSES = ("pending", "sent", "failed", "skipped")
 
 
@@ -29,6 +31,14 @@ class Message(db.Model):
             postgresql_where=sa.text("status = 'pending'"),
         ),
         sa.Index("ix_messages_registration", "registration_id", "kind", "created_at"),
+        # One follow-up per registration, ever: setting the recording link again sends nothing.
+        sa.Index(
+            "uq_messages_follow_up",
+            "registration_id",
+            unique=True,
+            sqlite_where=sa.text("kind = 'follow_up'"),
+            postgresql_where=sa.text("kind = 'follow_up'"),
+        ),
         sa.Index("ix_messages_event", "event_id", "status"),
     )
 
@@ -55,6 +65,10 @@ class Message(db.Model):
     last_reply: Mapped[str | None] = mapped_column(sa.Text)
     sent_at: Mapped[datetime | None]
     skip_reason: Mapped[str | None] = mapped_column(sa.String(200))
+    # What the email needs beyond the row: a reminder's offset, the old time of a reschedule…
+    detail: Mapped[dict | None] = mapped_column(sa.JSON)
+    # Every attempt: when, the outcome and the server's reply.
+    attempt_log: Mapped[list | None] = mapped_column(sa.JSON)
 
     registration: Mapped[Registration] = relationship()
     event: Mapped[Event] = relationship()

@@ -1,6 +1,12 @@
-"""What email a change causes: the rows written in the same transaction as the change."""
+"""What email a change causes: the rows written in the same transaction as the change.
 
+Which reminders a registration gets, and when each may go out, are pure functions of the
+event's start, the configured offsets and the moment of planning.
+"""
+
+import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -13,13 +19,66 @@ from registration.models import Registration
 # A repeat sign-up re-sends the confirmation, but never more than this often.
 CONFIRMATIONS_PER_DAY = 3
 
+_OFFSET = re.compile(r"(\d{1,5})([dhm])")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+@dataclass(frozen=True)
+class Offset:
+    """A reminder's distance before the start, as configured ("7d") and as a duration."""
+
+    label: str
+    before: timedelta
+
+
+@dataclass(frozen=True)
+class ReminderSlot:
+    """One reminder of one session: due at `due_at`, sendable until `expires_at`."""
+
+    offset: Offset
+    due_at: datetime
+    expires_at: datetime
+
+
+def parse_offsets(raw: str) -> tuple[Offset, ...]:
+    """'7d,1d,1h' as offsets, largest first; ValueError with words for a person otherwise."""
+    offsets = {}
+    for item in (part.strip() for part in raw.split(",")):
+        match = _OFFSET.fullmatch(item.lower())
+        if not match or int(match.group(1)) == 0:
+            raise ValueError(
+                f"must be a comma-separated list like 7d,1d,1h (d, h or m; above zero), "
+                f"not {raw!r}"
+            )
+        before = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        offsets.setdefault(before, Offset(item.lower(), before))
+    return tuple(sorted(offsets.values(), key=lambda offset: offset.before, reverse=True))
+
+
+def reminder_slots(starts_at: datetime, offsets: tuple[Offset, ...],
+                   after: datetime) -> list[ReminderSlot]:
+    """The reminders due strictly after `after`, each with its window.
+
+    A reminder may go out from its due time until the next one's; the last one until the start.
+    So after an outage only the freshest is sent, and none ever after the start.
+    """
+    slots = []
+    for position, offset in enumerate(offsets):
+        due_at = starts_at - offset.before
+        following = offsets[position + 1] if position + 1 < len(offsets) else None
+        expires_at = starts_at - following.before if following else starts_at
+        if due_at > after:
+            slots.append(ReminderSlot(offset, due_at, expires_at))
+    return slots
+
 
 def _message_id() -> str:
     domain = current_app.config["MAIL_FROM"].rpartition("@")[2]
     return f"<{uuid.uuid4().hex}@{domain}>"
 
 
-def _queue(registration: Registration, kind: str, now: datetime, method=None) -> Message:
+def _queue(registration: Registration, kind: str, now: datetime, *, method=None,
+           due_at=None, expires_at=None, detail=None) -> Message:
     message = Message(
         registration=registration,
         event=registration.event,
@@ -28,13 +87,49 @@ def _queue(registration: Registration, kind: str, now: datetime, method=None) ->
         message_id=_message_id(),
         recipient=registration.email,
         ical_method=method,
-        ical_sequence=registration.ical_sequence if method else None,
+        # Every message but a follow-up belongs to one version of the invite: a newer version
+        # supersedes it (the dispatcher checks again before sending).
+        ical_sequence=None if kind == "follow_up" else registration.ical_sequence,
         created_at=now,
-        due_at=now,
-        expires_at=registration.event.ends_at,
+        due_at=due_at or now,
+        expires_at=expires_at or registration.event.ends_at,
+        detail=detail,
     )
     db.session.add(message)
     return message
+
+
+def skip_pending(registration: Registration, reason: str, now: datetime,
+                 kinds: tuple[str, ...] | None = None) -> int:
+    """End the registration's unsent messages as skipped with a reason; how many there were.
+
+    A row a dispatcher holds right now is left to it: the dispatcher checks again before sending.
+    """
+    query = (
+        sa.update(Message)
+        .where(
+            Message.registration_id == registration.id,
+            Message.status == "pending",
+            sa.or_(Message.lease_until.is_(None), Message.lease_until < now),
+        )
+        .values(status="skipped", skip_reason=reason, claim_token=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    if kinds:
+        query = query.where(Message.kind.in_(kinds))
+    return db.session.execute(query).rowcount
+
+
+def plan_reminders(registration: Registration, now: datetime) -> list[Message]:
+    """Queue the reminders of a seat holder, only those due after both confirmation and now."""
+    event = registration.event
+    after = max(registration.confirmed_at or now, now)
+    return [
+        _queue(registration, "reminder", now, due_at=slot.due_at, expires_at=slot.expires_at,
+               detail={"offset": slot.offset.label,
+                       "is_last": slot.offset == current_app.config["REMINDER_OFFSETS"][-1]})
+        for slot in reminder_slots(event.starts_at, current_app.config["REMINDER_OFFSETS"], after)
+    ]
 
 
 def queue_signup(registration: Registration, now: datetime) -> Message | None:
@@ -56,14 +151,67 @@ def queue_signup(registration: Registration, now: datetime) -> Message | None:
     return _queue(registration, "waitlisted", now)
 
 
+def plan_new_registration(registration: Registration, now: datetime) -> None:
+    """Everything a first sign-up causes: its confirmation or notice, and a seat's reminders."""
+    queue_signup(registration, now)
+    if registration.status == "confirmed":
+        plan_reminders(registration, now)
+        plan_follow_up(registration, now)
+
+
 def queue_promotion(registration: Registration, now: datetime) -> Message:
-    """Queue the email telling a waiting-list person they have a seat, with the invite."""
-    return _queue(registration, "promotion", now, method="REQUEST")
+    """A waiting-list person got a seat: the invite now, reminders from now on."""
+    message = _queue(registration, "promotion", now, method="REQUEST")
+    plan_reminders(registration, now)
+    plan_follow_up(registration, now)
+    return message
 
 
-def queue_cancellation(registration: Registration, was_confirmed: bool, now: datetime) -> Message:
-    """Queue the cancellation: a CANCEL invite for a seat holder, a plain notice otherwise."""
+def queue_cancellation(registration: Registration, was_confirmed: bool, now: datetime, *,
+                       by_organiser: bool = False) -> Message:
+    """The registration ended: a CANCEL invite for a seat holder, a plain notice otherwise.
+
+    Nothing else still planned for it will be sent.
+    """
+    skip_pending(registration, "event cancelled" if by_organiser else "cancelled", now)
+    detail = {"by": "organiser" if by_organiser else "attendee"}
     if was_confirmed:
         registration.ical_sequence += 1
-        return _queue(registration, "cancellation", now, method="CANCEL")
-    return _queue(registration, "cancellation", now)
+        return _queue(registration, "cancellation", now, method="CANCEL", detail=detail)
+    return _queue(registration, "cancellation", now, detail=detail)
+
+
+def queue_update(registration: Registration, now: datetime, *, changed: list[str],
+                 old_starts_at: datetime, old_ends_at: datetime) -> Message:
+    """The session changed: a seat holder gets the invite again (same UID, higher SEQUENCE) and
+    reminders planned afresh for the new time; a waiting-list person gets a plain notice."""
+    detail = {
+        "changed": changed,
+        "old_starts_at": old_starts_at.isoformat(),
+        "old_ends_at": old_ends_at.isoformat(),
+    }
+    if registration.status != "confirmed":
+        skip_pending(registration, "superseded", now, kinds=("update",))
+        return _queue(registration, "update", now, detail=detail)
+    registration.ical_sequence += 1
+    skip_pending(registration, "superseded", now,
+                 kinds=("confirmation", "promotion", "update", "reminder"))
+    message = _queue(registration, "update", now, method="REQUEST", detail=detail)
+    plan_reminders(registration, now)
+    return message
+
+
+def plan_follow_up(registration: Registration, now: datetime) -> Message | None:
+    """One follow-up with the recording per seat holder, once the session has ended and has a
+    recording; a second call (the link set again or changed) queues nothing."""
+    event = registration.event
+    if not event.recording_url or registration.status != "confirmed":
+        return None
+    if registration.id is not None and db.session.scalar(
+        sa.select(Message.id).where(Message.registration_id == registration.id,
+                                    Message.kind == "follow_up")
+    ):
+        return None
+    retention = timedelta(days=current_app.config["RETENTION_DAYS"])
+    return _queue(registration, "follow_up", now, due_at=max(event.ends_at, now),
+                  expires_at=event.ends_at + retention)

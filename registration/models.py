@@ -59,6 +59,8 @@ class Event(db.Model):
     description: Mapped[str] = mapped_column(sa.Text, default="")
     status: Mapped[str] = mapped_column(sa.String(20), default="scheduled")
     recording_url: Mapped[str | None] = mapped_column(sa.String(2000))
+    # Raised with every change people must hear of, for the public calendar files.
+    ical_sequence: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -56,10 +56,6 @@ SLUG_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 # Invisible characters that reorder text: a title or slug could then read differently than it is.
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 LINE_SEPARATORS = frozenset("\u2028\u2029")
-REOPEN_REFUSED = (
-    "{slug} was cancelled, and a cancelled session can't be scheduled again; "
-    "publish a new session instead (with a new slug)"
-)
 
 
 class Problem(NamedTuple):
@@ -97,10 +93,13 @@ class ImportSummary:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     promoted: int = 0
+    notified: int = 0
 
     def __str__(self) -> str:
         text = (f"created {len(self.created)}, updated {len(self.updated)}, "
                 f"unchanged {len(self.unchanged)}")
+        if self.notified:
+            text += f"; {self.notified} registrants to be told of the changes"
         if self.promoted:
             text += f"; {self.promoted} moved from the waiting list to a seat"
         return text
@@ -202,19 +201,17 @@ def apply_programme(rows: Sequence[ProgrammeRow], now: datetime) -> ImportSummar
                 .execution_options(populate_existing=True)
             )
         }
-    # Checked again here, under the lock, so no path can bring a cancelled session back.
+    # Checked here, under the lock, all before any change: a file applies whole or not at all.
     refused = [
-        Problem(row.line, REOPEN_REFUSED.format(slug=row.slug))
+        Problem(row.line, problem)
         for row in rows
         if row.slug in existing
-        and existing[row.slug].is_cancelled
-        and row.values.get("status") == "scheduled"
+        and (problem := services.check_change(existing[row.slug], row.values, now))
     ]
     if refused:
         raise ProgrammeRejected(refused)
 
     summary = ImportSummary()
-    more_seats = []
     for row in rows:
         event = existing.get(row.slug)
         if event is None:
@@ -222,27 +219,15 @@ def apply_programme(rows: Sequence[ProgrammeRow], now: datetime) -> ImportSummar
                                  created_at=now, updated_at=now))
             summary.created.append(row.slug)
             continue
-        changes = {name: value for name, value in row.values.items()
-                   if getattr(event, name) != value}
-        if not changes:
+        change = services.change_event(event, row.values, now)
+        if not change.changed:
             summary.unchanged.append(row.slug)
             continue
-        if "capacity" in changes and _adds_seats(event.capacity, changes["capacity"]):
-            more_seats.append(event)
-        for name, value in changes.items():
-            setattr(event, name, value)
-        event.updated_at = now
         summary.updated.append(row.slug)
+        summary.promoted += change.promoted
+        summary.notified += change.notified
     db.session.flush()
-    for event in more_seats:
-        summary.promoted += len(services.promote_waiting(event, now))
     return summary
-
-
-def _adds_seats(old: int | None, new: int | None) -> bool:
-    if old is None:
-        return False
-    return new is None or new > old
 
 
 def _empty_file() -> str:
@@ -341,7 +326,7 @@ def _check_row(
         problems.append(Problem(line, f"ends_at {_show(cells['ends_at'])} is not after "
                                       f"starts_at {_show(cells['starts_at'])}"))
     if known is not None and known.status == "cancelled" and values.get("status") == "scheduled":
-        problems.append(Problem(line, REOPEN_REFUSED.format(slug=slug)))
+        problems.append(Problem(line, services.REOPEN_REFUSED.format(slug=slug)))
     if problems or slug is None:
         return None, problems
     return ProgrammeRow(line, slug, values), []

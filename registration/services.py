@@ -17,6 +17,26 @@ class SignupClosed(Exception):
     """The event has ended or was cancelled."""
 
 
+class ChangeRefused(Exception):
+    """A change to an event that would break a promise to its registrants; says why in words."""
+
+
+REOPEN_REFUSED = (
+    "{slug} was cancelled, and a cancelled session can't be scheduled again; "
+    "publish a new session instead (with a new slug)"
+)
+
+# Changes registrants must hear of, by the words their email uses for them.
+NOTIFIED_FIELDS = {
+    "starts_at": "time",
+    "ends_at": "time",
+    "title": "title",
+    "description": "description",
+    "join_url": "join link",
+    "location": "location",
+}
+
+
 @dataclass
 class Applicant:
     """What the sign-up form collects, already validated and normalised."""
@@ -87,7 +107,7 @@ def sign_up(event: Event, applicant: Applicant, now: datetime) -> Registration:
             raise
         planner.queue_signup(existing, now)
         return existing
-    planner.queue_signup(registration, now)
+    planner.plan_new_registration(registration, now)
     db.session.refresh(event, ["confirmed_count"])
     return registration
 
@@ -178,3 +198,89 @@ def promote_waiting(event: Event, now: datetime) -> list[Registration]:
         promoted.append(candidate)
     db.session.refresh(event, ["confirmed_count"])
     return promoted
+
+
+def check_change(event: Event, changes: dict, now: datetime) -> str | None:
+    """Why these changes to a stored event are refused, in words for the organiser; or None."""
+    changes = {name: value for name, value in changes.items() if getattr(event, name) != value}
+    if event.is_cancelled and changes.get("status") == "scheduled":
+        return REOPEN_REFUSED.format(slug=event.slug)
+    if {"starts_at", "ends_at"} & changes.keys():
+        starts_at = changes.get("starts_at", event.starts_at)
+        ends_at = changes.get("ends_at", event.ends_at)
+        if starts_at <= now:
+            return f"{event.slug} can't be moved into the past (its new start has gone by)"
+        if ends_at <= starts_at:
+            return f"{event.slug} would end before it starts"
+    return None
+
+
+@dataclass
+class EventChange:
+    """What changing an event did: the fields changed and who was told or moved up."""
+
+    changed: list[str]
+    notified: int = 0
+    promoted: int = 0
+
+
+def _active_registrations(event: Event) -> list[Registration]:
+    return db.session.scalars(
+        sa.select(Registration)
+        .where(Registration.event_id == event.id, Registration.status != "cancelled")
+        .order_by(Registration.id)
+    ).all()
+
+
+def change_event(event: Event, changes: dict, now: datetime) -> EventChange:
+    """Change a stored event and plan every email the change causes; flushes, never commits.
+
+    The one path for a reschedule, an edit, a cancellation, more seats or a recording link,
+    whether it starts in the importer or the console. Raises ChangeRefused, changing nothing.
+    """
+    problem = check_change(event, changes, now)
+    if problem:
+        raise ChangeRefused(problem)
+    changes = {name: value for name, value in changes.items() if getattr(event, name) != value}
+    result = EventChange(changed=sorted(changes))
+    if not changes:
+        return result
+    old_starts_at, old_ends_at = event.starts_at, event.ends_at
+    more_seats = "capacity" in changes and (
+        event.capacity is not None
+        and (changes["capacity"] is None or changes["capacity"] > event.capacity)
+    )
+    was_cancelled = event.is_cancelled
+    for name, value in changes.items():
+        setattr(event, name, value)
+    event.updated_at = now
+    told = sorted({NOTIFIED_FIELDS[name] for name in changes if name in NOTIFIED_FIELDS})
+
+    if was_cancelled:
+        # Nothing is ever sent again for a cancelled session; edits are for the record only.
+        db.session.flush()
+        return result
+    if event.is_cancelled:
+        event.ical_sequence += 1
+        for registration in _active_registrations(event):
+            planner.queue_cancellation(registration, registration.status == "confirmed", now,
+                                       by_organiser=True)
+            result.notified += 1
+        db.session.flush()
+        return result
+    if told:
+        event.ical_sequence += 1
+        if not event.has_ended(now):
+            for registration in _active_registrations(event):
+                if registration.status == "confirmed" or "time" in told:
+                    planner.queue_update(registration, now, changed=told,
+                                         old_starts_at=old_starts_at, old_ends_at=old_ends_at)
+                    result.notified += 1
+    db.session.flush()
+    if more_seats:
+        result.promoted = len(promote_waiting(event, now))
+    if "recording_url" in changes and event.recording_url:
+        for registration in _active_registrations(event):
+            planner.plan_follow_up(registration, now)
+    db.session.flush()
+    return result

@@ -1,11 +1,14 @@
 """Fixtures: an app on a fresh, migrated database per test, on SQLite and (when
 TEST_DATABASE_URL is set) on PostgreSQL; a test client; helpers to make events and sign up."""
 
+import email
 import os
 import re
 import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
+from email import policy
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -176,6 +179,23 @@ def make_registration(event, **fields):
     db.session.add(registration)
     db.session.flush()
     return registration
+
+
+def outbox(app):
+    """Every email the file backend wrote, in the order they were sent, parsed as a mail
+    client would. (File times are too coarse to order a batch: the outbox rows say it.)"""
+    from notifications.models import Message
+
+    folder = Path(app.config["MAIL_OUTBOX_DIR"])
+    mails = [email.message_from_bytes(path.read_bytes(), policy=policy.default)
+             for path in folder.glob("*.eml")]
+    order = {
+        message_id: (sent_at, due_at, row_id)
+        for message_id, sent_at, due_at, row_id in db.session.execute(
+            sa.select(Message.message_id, Message.sent_at, Message.due_at, Message.id)
+        )
+    }
+    return sorted(mails, key=lambda mail: order[mail["Message-ID"]])
 
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')

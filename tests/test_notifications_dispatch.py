@@ -424,12 +424,25 @@ def test_confirmation_of_a_registration_cancelled_meanwhile_is_skipped_but_the_c
     registration.status = "cancelled"
     cancellation = planner.queue_cancellation(registration, True, NOW)
     db.session.commit()
+    # Skipped at once, so the organisers see it will not go; the dispatcher sends the cancel.
+    assert (row(confirmation.id).status, row(confirmation.id).skip_reason) == (
+        "skipped", "cancelled")
     summary = dispatch(NOW)
 
-    assert (summary.sent, summary.skipped) == (1, 1)
-    assert row(confirmation.id).skip_reason == "cancelled"
+    assert (summary.sent, summary.skipped) == (1, 0)
     assert row(cancellation.id).status == "sent"
     assert calendar_part(smtp.messages()[0]).get_param("method") == "CANCEL"
+
+
+def test_a_message_for_a_registration_cancelled_after_planning_is_skipped_by_the_dispatcher(
+    app, smtp
+):
+    confirmation = signed_up()
+    confirmation.registration.status = "cancelled"  # e.g. while another dispatcher held it
+    db.session.commit()
+    summary = dispatch(NOW)
+    assert (summary.sent, summary.skipped) == (0, 1)
+    assert row(confirmation.id).skip_reason == "cancelled"
 
 
 def test_an_invite_with_an_older_sequence_is_superseded(app, smtp):
