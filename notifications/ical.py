@@ -105,8 +105,7 @@ def public_calendar(events: Iterable[Event], base_url: str, name: str | None = N
         page = f"{base_url}/events/{event.slug}"
         vevent = VEvent.new(
             uid=event_uid(event),
-            # Any change to the event bumps updated_at, so its seconds only ever increase.
-            sequence=_public_sequence(event),
+            sequence=event.ical_sequence,
             stamp=_utc(event.updated_at),
             last_modified=_utc(event.updated_at),
             start=_utc(event.starts_at),
@@ -119,7 +118,3 @@ def public_calendar(events: Iterable[Event], base_url: str, name: str | None = N
         )
         calendar.add_component(vevent)
     return calendar.to_ical()
-
-
-def _public_sequence(event: Event) -> int:
-    return max(int((_utc(event.updated_at) - _utc(event.created_at)).total_seconds()), 0)

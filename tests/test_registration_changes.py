@@ -237,3 +237,18 @@ def test_registrations_are_left_as_they_were_when_an_event_is_cancelled(full_eve
     change(full_event, status="cancelled")
     statuses = sorted(db.session.scalars(sa.select(Registration.status)))
     assert statuses == ["confirmed", "waitlisted"]
+
+
+def test_public_calendar_sequence_rises_with_each_change_people_must_hear_of(client,
+                                                                              full_event):
+    def public_sequence():
+        body = client.get(f"/events/{full_event.slug}.ics").get_data(as_text=True)
+        return int(vobject.readOne(body).vevent.sequence.value)
+
+    assert public_sequence() == 0
+    change(full_event, title="Climate finance 102")
+    assert public_sequence() == 1
+    change(full_event, capacity=3)
+    assert public_sequence() == 1
+    change(full_event, status="cancelled")
+    assert public_sequence() == 2
