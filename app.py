@@ -1,6 +1,7 @@
 """The application factory: settings from the environment, extensions, blueprints and CLI."""
 
 import os
+import re
 import secrets
 import sys
 from datetime import UTC, datetime
@@ -135,6 +136,11 @@ def load_settings(env, instance_path):
         "RATELIMIT_SIGNUP_PER_EMAIL": get("RATELIMIT_SIGNUP_PER_EMAIL", "10 per hour"),
         "RATELIMIT_HEADERS_ENABLED": True,
         "PROGRAMME_NAME": get("PROGRAMME_NAME", "Virtual Forum"),
+        "ORGANISER_IDLE_MINUTES": _int("ORGANISER_IDLE_MINUTES",
+                                       get("ORGANISER_IDLE_MINUTES", "60"), 1, 24 * 60),
+        "PASSWORD_HASH_METHOD": get("PASSWORD_HASH_METHOD", "scrypt:131072:8:1"),
+        "RATELIMIT_LOGIN_PER_ADDRESS": get("RATELIMIT_LOGIN_PER_ADDRESS", "10 per 15 minutes"),
+        "RATELIMIT_LOGIN_PER_IP": get("RATELIMIT_LOGIN_PER_IP", "60 per hour"),
         "REMINDER_OFFSETS": _offsets(get("REMINDER_OFFSETS", "7d,1d,1h")),
         "RETENTION_DAYS": _int("RETENTION_DAYS", get("RETENTION_DAYS", "90"), 1, 3650),
         "PRIVACY_NOTICE_VERSION": get("PRIVACY_NOTICE_VERSION", "2025-06"),
@@ -147,9 +153,13 @@ def load_settings(env, instance_path):
         # The CSRF token lives as long as the session cookie, so a form left open is still sent.
         "WTF_CSRF_TIME_LIMIT": None,
     }
+    if not re.fullmatch(r"scrypt(:\d+:\d+:\d+)?|pbkdf2:sha256(:\d+)?",
+                        settings["PASSWORD_HASH_METHOD"]):
+        raise ConfigError("PASSWORD_HASH_METHOD must be like scrypt:131072:8:1")
     from limits import parse
 
-    for name in ("RATELIMIT_SIGNUP_PER_IP", "RATELIMIT_SIGNUP_PER_EMAIL"):
+    for name in ("RATELIMIT_SIGNUP_PER_IP", "RATELIMIT_SIGNUP_PER_EMAIL",
+                 "RATELIMIT_LOGIN_PER_ADDRESS", "RATELIMIT_LOGIN_PER_IP"):
         try:
             parse(settings[name])
         except ValueError:
@@ -169,7 +179,8 @@ SETTING_NAMES = {
     "MAIL_FROM", "MAIL_FROM_NAME", "ORGANISER_EMAIL", "SCHEDULER", "DISPATCH_INTERVAL_SECONDS",
     "DISPATCH_BATCH_SIZE", "CLAIM_LEASE_SECONDS", "RATELIMIT_ENABLED", "RATELIMIT_STORAGE_URI",
     "RATELIMIT_SIGNUP_PER_IP", "RATELIMIT_SIGNUP_PER_EMAIL", "PRIVACY_NOTICE_VERSION",
-    "PROGRAMME_NAME", "REMINDER_OFFSETS", "RETENTION_DAYS",
+    "PROGRAMME_NAME", "REMINDER_OFFSETS", "RETENTION_DAYS", "ORGANISER_IDLE_MINUTES",
+    "PASSWORD_HASH_METHOD", "RATELIMIT_LOGIN_PER_ADDRESS", "RATELIMIT_LOGIN_PER_IP",
     "EMAIL_CHECK_DELIVERABILITY", "MAX_FORM_BYTES",
 }
 
@@ -200,17 +211,22 @@ def create_app(test_config=None):
     limiter.init_app(app)
 
     import notifications.models  # noqa: F401  (every table known to Alembic and the session)
+    import organisers.models  # noqa: F401
     import registration.models  # noqa: F401
     from notifications import cli as notifications_cli
     from notifications import scheduler
+    from organisers import cli as organisers_cli
+    from organisers.views import bp as organisers_bp
     from registration import cli as registration_cli
     from registration.views import bp as registration_bp
     from registration.views import format_helpers
 
     app.register_blueprint(registration_bp)
+    app.register_blueprint(organisers_bp)
     app.jinja_env.globals.update(format_helpers())
     registration_cli.init_app(app)
     notifications_cli.init_app(app)
+    organisers_cli.init_app(app)
     _register_error_pages(app)
     app.after_request(_security_headers)
 

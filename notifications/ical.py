@@ -59,7 +59,8 @@ def invite(
     if join_url:
         lines.append(f"Join: {join_url}")
     if not is_request:
-        lines.append("This registration is cancelled.")
+        lines.append("The organisers cancelled this session." if event.is_cancelled
+                     else "This registration is cancelled.")
     if manage_url:
         lines.append(f"Manage your registration: {manage_url}")
 

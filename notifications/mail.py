@@ -136,7 +136,8 @@ def manage_url(registration, base_url: str) -> str:
 _UNIT_WORDS = {
     "en": {"d": ("in {n} day", "in {n} days"), "h": ("in {n} hour", "in {n} hours"),
            "m": ("in {n} minute", "in {n} minutes")},
-    "ja": {"d": ("{n}日後", "{n}日後"), "h": ("{n}時間後", "{n}時間後"), "m": ("{n}分後", "{n}分後")},
+    "ja": {"d": ("{n}日後", "{n}日後"), "h": ("{n}時間後", "{n}時間後"),
+           "m": ("{n}分後", "{n}分後")},
 }
 _CHANGE_WORDS = {
     "ja": {"time": "日時", "title": "タイトル", "description": "内容", "join link": "参加リンク",

@@ -126,6 +126,10 @@ class Registration(db.Model):
     token_digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
     ical_uid: Mapped[str] = mapped_column(sa.String(120), unique=True)
     ical_sequence: Mapped[int] = mapped_column(default=0, server_default="0")
+    # From the webinar platform's attendee report: None until one is uploaded.
+    attended: Mapped[bool | None]
+    # Set when the personal data was wiped (retention, or the attendee's own request).
+    anonymised_at: Mapped[datetime | None]
 
     event: Mapped[Event] = relationship(back_populates="registrations")
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask import g, has_app_context
+from flask.testing import FlaskClient
 
 from app import create_app
 from extensions import db
@@ -56,6 +58,8 @@ def base_config(database_url: str, tmp_path) -> dict:
         "ORGANISER_EMAIL": "organisers@example.org",
         "SCHEDULER": "off",
         "RATELIMIT_ENABLED": "false",
+        # Production hashes cost 0.4 s each; tests check that default once, and use a cheap one.
+        "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
         "CLOCK": lambda: NOW,
     }
 
@@ -95,17 +99,37 @@ def database_url(request, tmp_path):
     url = request.getfixturevalue("postgres_database")
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql(
-            "TRUNCATE messages, registrations, events RESTART IDENTITY CASCADE"
-        )
+        tables = ", ".join(table.name for table in db.metadata.sorted_tables)
+        conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
     engine.dispose()
     return url
+
+
+class FreshGlobalsClient(FlaskClient):
+    """A test client whose every request starts with an empty `g`, as in production.
+
+    The fixtures keep an app context open so tests can use db.session; requests then reuse it,
+    and without this `g` (Flask-WTF's cached CSRF token, the signed-in organiser) would leak
+    from one request into the next.
+    """
+
+    def open(self, *args, **kwargs):
+        if has_app_context():
+            for name in list(vars(g)):
+                delattr(g, name)
+        return super().open(*args, **kwargs)
+
+
+def make_app(config):
+    app = create_app(config)
+    app.test_client_class = FreshGlobalsClient
+    return app
 
 
 @pytest.fixture
 def app(database_url, tmp_path):
     """The app on a fresh database, the clock fixed at NOW."""
-    app = create_app(base_config(database_url, tmp_path))
+    app = make_app(base_config(database_url, tmp_path))
     with app.app_context():
         yield app
         db.session.remove()
@@ -120,6 +144,46 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+ORGANISER_EMAIL = "anna.organiser@example.org"
+ORGANISER_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def organiser(app):
+    """An organiser account (password ORGANISER_PASSWORD)."""
+    from organisers import auth
+    from organisers.models import Organiser
+
+    account = Organiser(email=ORGANISER_EMAIL, password_hash=auth.hash_password(
+        ORGANISER_PASSWORD), created_at=NOW)
+    db.session.add(account)
+    db.session.commit()
+    return account
+
+
+def log_in(client, email=ORGANISER_EMAIL, password=ORGANISER_PASSWORD, next=""):
+    """Sign in through the login form, as a browser would; returns the response."""
+    page = client.get("/admin/login").get_data(as_text=True)
+    token = CSRF_RE.search(page).group(1)
+    return client.post("/admin/login", data={"email": email, "password": password,
+                                             "csrf_token": token, "next": next})
+
+
+@pytest.fixture
+def admin(client, organiser):
+    """A test client signed in as the organiser."""
+    response = log_in(client)
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return client
+
+
+def page_csrf(client, path):
+    """The CSRF token of the first form on a page (every POST of the console needs one)."""
+    page = client.get(path)
+    assert page.status_code == 200, page.status_code
+    return CSRF_RE.search(page.get_data(as_text=True)).group(1)
 
 
 def make_event(**fields):

@@ -12,7 +12,7 @@ from notifications.dispatcher import dispatch
 from notifications.models import Message
 from notifications.planner import parse_offsets, reminder_slots
 from registration import services
-from tests.conftest import NOW, base_config, make_event, outbox, sign_up
+from tests.conftest import NOW, base_config, make_app, make_event, outbox, sign_up
 
 DEFAULT = parse_offsets("7d,1d,1h")
 
@@ -146,7 +146,7 @@ def test_cancelled_registrations_pending_reminders_end_skipped_with_the_reason(c
 def test_custom_offsets_come_from_the_setting(database_url, tmp_path):
     config = base_config(database_url, tmp_path)
     config["REMINDER_OFFSETS"] = "2d,15m"
-    app = create_app(config)
+    app = make_app(config)
     with app.app_context():
         event = make_event()
         sign_up(app.test_client(), event.slug)

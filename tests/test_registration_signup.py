@@ -5,11 +5,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from app import create_app
 from extensions import db
 from notifications.models import Message
 from registration.models import Registration
-from tests.conftest import NOW, base_config, csrf_token, form_data, make_event, sign_up
+from tests.conftest import NOW, base_config, csrf_token, form_data, make_app, make_event, sign_up
 
 
 def registrations():
@@ -203,7 +202,7 @@ def limited_client(database_url, tmp_path):
     config = base_config(database_url, tmp_path)
     config.update(RATELIMIT_ENABLED="true", RATELIMIT_SIGNUP_PER_IP="15 per hour",
                   RATELIMIT_SIGNUP_PER_EMAIL="4 per hour")
-    limited = create_app(config)
+    limited = make_app(config)
     with limited.app_context():
         yield limited.test_client()
         db.session.remove()

@@ -1,0 +1,61 @@
+"""Command-line tools for organiser accounts."""
+
+import sys
+
+import click
+from flask import current_app
+
+from extensions import db
+
+
+def _read_password() -> str:
+    # getpass reads the terminal before stdin, so a piped password would be ignored (and the
+    # command would hang) whenever a terminal exists: read stdin directly when it is a pipe.
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@click.command("create-organiser")
+@click.argument("email")
+@click.option("--reset", is_flag=True, help="Change the password of an existing organiser.")
+def create_organiser_command(email, reset):
+    """Create an organiser account (or, with --reset, set a new password) for EMAIL."""
+    from email_validator import EmailNotValidError, validate_email
+
+    from organisers import auth
+    from organisers.models import Organiser
+
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise click.ClickException(f"{email!r} is not a valid email address: {exc}") from None
+    existing = auth.find_organiser(email)
+    if existing and not reset:
+        raise click.ClickException(f"{email} already has an account; use --reset to change "
+                                   "its password.")
+    if reset and not existing:
+        raise click.ClickException(f"{email} has no account; leave out --reset to create one.")
+    try:
+        password_hash = auth.hash_password(_read_password())
+    except auth.PasswordTooShort as exc:
+        raise click.ClickException(str(exc).capitalize() + ".") from None
+    now = current_app.config["CLOCK"]()
+    if existing:
+        existing.password_hash = password_hash
+        auth.revoke_sessions(existing)  # a new password signs out every session
+        auth.audit("password reset", existing.email, organiser=existing, actor="cli")
+        click.echo(f"Password changed for {existing.email}.")
+    else:
+        organiser = Organiser(email=auth.email_key(email), password_hash=password_hash,
+                              created_at=now)
+        db.session.add(organiser)
+        db.session.flush()
+        auth.audit("organiser created", organiser.email, organiser=organiser, actor="cli")
+        click.echo(f"Organiser {organiser.email} created.")
+    db.session.commit()
+
+
+def init_app(app):
+    """Register the organiser commands on the app's CLI."""
+    app.cli.add_command(create_organiser_command)

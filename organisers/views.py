@@ -1,0 +1,71 @@
+"""The organiser console's pages: sign-in and out, the dashboard (more in their own modules)."""
+
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+
+from extensions import db, limiter
+from organisers import auth
+from organisers.forms import LoginForm
+
+bp = Blueprint("organisers", __name__, url_prefix="/admin")
+
+SIGN_IN_FAILED = "Wrong email or password."
+
+
+def _now():
+    return current_app.config["CLOCK"]()
+
+
+def _login_key() -> str:
+    """Rate-limit key: the submitted address, case-folded, whether or not an account has it."""
+    return "login:" + auth.email_key(request.form.get("email") or "")[:320]
+
+
+def _safe_next(target: str | None) -> str:
+    # Only a page of the console itself: never another site, nor a scheme-relative //host.
+    if target and target.startswith("/admin") and not target.startswith("//"):
+        return target
+    return url_for("organisers.dashboard")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN_PER_IP"], methods=["POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN_PER_ADDRESS"], methods=["POST"],
+               key_func=_login_key)
+def login():
+    """Sign in with email and password; 303 to the console (or the page asked for)."""
+    form = LoginForm()
+    if request.method == "GET":
+        return render_template("organisers/login.html", form=form,
+                               next=request.args.get("next", ""))
+    if not form.validate():
+        return render_template("organisers/login.html", form=form, error=SIGN_IN_FAILED,
+                               next=request.form.get("next", "")), 400
+    address = (form.email.data or "").strip()
+    organiser = auth.authenticate(address, form.password.data or "")
+    if organiser is None:
+        auth.audit("sign-in failed", actor=auth.email_key(address)[:320])
+        db.session.commit()
+        return render_template("organisers/login.html", form=form, error=SIGN_IN_FAILED,
+                               next=request.form.get("next", "")), 401
+    target = _safe_next(request.form.get("next"))
+    auth.start_session(organiser, _now())
+    auth.audit("signed in", organiser=organiser)
+    db.session.commit()
+    return redirect(target, 303)
+
+
+@bp.post("/logout")
+@auth.login_required
+def logout():
+    """Sign out, on every device."""
+    auth.audit("signed out")
+    auth.end_session(g.organiser)
+    db.session.commit()
+    return redirect(url_for("organisers.login"), 303)
+
+
+@bp.get("/")
+@auth.login_required
+def dashboard():
+    """Every event at a glance."""
+    return render_template("organisers/dashboard.html")
