@@ -216,6 +216,8 @@ def create_app(test_config=None):
     from notifications import cli as notifications_cli
     from notifications import scheduler
     from organisers import cli as organisers_cli
+    from organisers.events import bp as organiser_events_bp
+    from organisers.exports import bp as organiser_exports_bp
     from organisers.views import bp as organisers_bp
     from registration import cli as registration_cli
     from registration.views import bp as registration_bp
@@ -223,6 +225,8 @@ def create_app(test_config=None):
 
     app.register_blueprint(registration_bp)
     app.register_blueprint(organisers_bp)
+    app.register_blueprint(organiser_events_bp)
+    app.register_blueprint(organiser_exports_bp)
     app.jinja_env.globals.update(format_helpers())
     registration_cli.init_app(app)
     notifications_cli.init_app(app)
