@@ -52,15 +52,18 @@ class Applicant:
     consent_version: str
 
 
-def find_active(event: Event, email_key: str) -> Registration | None:
-    """The person's active registration for this event, if any."""
-    return db.session.scalar(
-        sa.select(Registration).where(
-            Registration.event_id == event.id,
-            Registration.email_key == email_key,
-            Registration.status != "cancelled",
-        )
+def find_active(event: Event, email_key: str, *, lock: bool = False) -> Registration | None:
+    """The person's active registration for this event, if any (locked, for a change to it)."""
+    query = sa.select(Registration).where(
+        Registration.event_id == event.id,
+        Registration.email_key == email_key,
+        Registration.status != "cancelled",
     )
+    if lock:
+        # Concurrent repeats of one sign-up queue their re-sends one after another, so the
+        # daily allowance is counted right (SQLite's BEGIN IMMEDIATE serialises them anyway).
+        query = query.with_for_update()
+    return db.session.scalar(query)
 
 
 def _take_seat(event: Event) -> bool:
@@ -93,7 +96,7 @@ def sign_up(event: Event, applicant: Applicant, now: datetime) -> Registration:
     """
     if not event.is_open_for_signup(now):
         raise SignupClosed(event.slug)
-    existing = find_active(event, applicant.email_key)
+    existing = find_active(event, applicant.email_key, lock=True)
     if existing is not None:
         planner.queue_signup(existing, now)
         return existing
@@ -102,7 +105,7 @@ def sign_up(event: Event, applicant: Applicant, now: datetime) -> Registration:
             registration = _insert(event, applicant, now)
     except IntegrityError:
         # Someone with the same address won the race a moment ago: that is a repeat.
-        existing = find_active(event, applicant.email_key)
+        existing = find_active(event, applicant.email_key, lock=True)
         if existing is None:
             raise
         planner.queue_signup(existing, now)

@@ -1,0 +1,153 @@
+"""Many people sign up for the last seats at the same moment, over real HTTP through several
+gunicorn workers, on SQLite and on PostgreSQL: nobody sees an error, no seat is given twice."""
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from app import create_app
+from extensions import db
+from notifications.models import Message
+from notifications.planner import CONFIRMATIONS_PER_DAY
+from registration.models import Event, Registration
+from tests.conftest import CSRF_RE, base_config, form_data, make_event
+from tests.servers import GunicornServer
+
+WORKERS = 4
+HTTP_TIMEOUT = 30  # seconds; a request that takes this long has hung (the race takes a few)
+
+
+@pytest.fixture
+def db_app(database_url, tmp_path):
+    """An app context on the test database, to set up and inspect what the server did."""
+    app = create_app(base_config(database_url, tmp_path))
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def server(database_url, tmp_path):
+    """The app under gunicorn with several sync workers, as in production, on the test database."""
+    server = GunicornServer("app:create_app()", workers=WORKERS,
+                            log_path=tmp_path / "gunicorn.log")
+    server.start({
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "race-test-secret-key",
+        "BASE_URL": server.url,
+        "SCHEDULER": "off",
+        # Every client comes from 127.0.0.1; the per-IP limit would turn most of them away.
+        "RATELIMIT_ENABLED": "false",
+        "MAIL_BACKEND": "file",
+        "MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
+    })
+    yield server
+    server.stop()
+
+
+def create_event(**fields) -> tuple[int, str]:
+    """Add an event a month from now (the server reads the real clock); return its id and slug."""
+    now = datetime.now(UTC)
+    event = make_event(starts_at=now + timedelta(days=30), created_at=now, updated_at=now,
+                       **fields)
+    event_id, slug = event.id, event.slug
+    # Reading event.id opened a transaction, and on SQLite every transaction holds the write
+    # lock (BEGIN IMMEDIATE): end it, or every worker waits for it.
+    db.session.remove()
+    return event_id, slug
+
+
+def _sign_up_together(base_url, slug, barrier, fields):
+    """One browser: load the form, wait for the others, then send it with its own cookie."""
+    with requests.Session() as browser:
+        try:
+            page = browser.get(f"{base_url}/events/{slug}", timeout=HTTP_TIMEOUT)
+            assert page.status_code == 200, (page.status_code, page.text[:500])
+            token = CSRF_RE.search(page.text)
+            assert token, "no csrf_token in the form"
+            data = form_data(csrf_token=token.group(1), **fields)
+            barrier.wait(timeout=HTTP_TIMEOUT)
+        except BaseException:
+            barrier.abort()  # the others would otherwise wait for this one until time-out
+            raise
+        return browser.post(f"{base_url}/events/{slug}/register", data=data,
+                            allow_redirects=False, timeout=HTTP_TIMEOUT)
+
+
+def sign_up_at_once(base_url, slug, people):
+    """Sign up each person (a dict of form fields) from its own session, all POSTs at once."""
+    barrier = threading.Barrier(len(people))
+    with ThreadPoolExecutor(max_workers=len(people)) as pool:
+        futures = [pool.submit(_sign_up_together, base_url, slug, barrier, fields)
+                   for fields in people]
+        return [future.result() for future in futures]
+
+
+def assert_all_redirected_to_thank_you(responses, slug):
+    """Every POST answered 303 to the thank-you page: no 500, no 'database is locked'."""
+    failures = [(r.status_code, r.text[:300]) for r in responses if r.status_code != 303]
+    assert not failures, failures
+    assert all(r.headers["Location"].endswith(f"/events/{slug}/registered") for r in responses)
+
+
+def assert_server_logged_no_error(server):
+    log = server.log_text()
+    assert "Traceback" not in log and "database is locked" not in log, log
+
+
+def test_fifty_people_racing_for_five_seats_fill_them_and_queue_the_rest(server, db_app):
+    event_id, slug = create_event(slug="last-five-seats", capacity=5)
+    people = [{"name": f"Attendee {i}", "email": f"attendee-{i:02d}@example.org"}
+              for i in range(50)]
+
+    responses = sign_up_at_once(server.url, slug, people)
+
+    assert_all_redirected_to_thank_you(responses, slug)
+    assert_server_logged_no_error(server)
+    statuses = Counter(db.session.scalars(
+        sa.select(Registration.status).where(Registration.event_id == event_id)
+    ))
+    assert statuses == {"confirmed": 5, "waitlisted": 45}
+    assert db.session.get(Event, event_id).confirmed_count == 5
+    # One sign-up email per person, and the right one: an invite for a seat, a notice for the
+    # queue. (Seat holders' reminders are rows too; only seat holders may have them.)
+    queued = Counter(tuple(row) for row in db.session.execute(
+        sa.select(Message.kind, Registration.status)
+        .join(Registration, Message.registration_id == Registration.id)
+        .where(Message.event_id == event_id)
+    ))
+    signup_emails = {key: n for key, n in queued.items() if key[0] != "reminder"}
+    assert signup_emails == {("confirmation", "confirmed"): 5, ("waitlisted", "waitlisted"): 45}
+    assert {status for kind, status in queued if kind == "reminder"} <= {"confirmed"}
+    assert db.session.scalar(
+        sa.select(sa.func.count(sa.distinct(Message.recipient)))
+        .where(Message.kind.in_(("confirmation", "waitlisted")))
+    ) == 50
+
+
+def test_one_person_sending_the_form_ten_times_at_once_is_registered_once(server, db_app):
+    event_id, slug = create_event(slug="double-clicked", capacity=5)
+    # The same person, the address typed in two ways that are the same mailbox.
+    people = [{"email": "aiko.tanaka@example.org" if i % 2 else "Aiko.Tanaka@Example.org"}
+              for i in range(10)]
+
+    responses = sign_up_at_once(server.url, slug, people)
+
+    assert_all_redirected_to_thank_you(responses, slug)
+    assert_server_logged_no_error(server)
+    [registration] = db.session.scalars(
+        sa.select(Registration).where(Registration.event_id == event_id)
+    ).all()
+    assert registration.status == "confirmed"
+    assert db.session.get(Event, event_id).confirmed_count == 1
+    # A repeat re-sends the confirmation, but never past the daily allowance, even at once.
+    queued = db.session.execute(sa.select(Message.kind, Message.registration_id)).all()
+    assert {row.registration_id for row in queued} == {registration.id}
+    confirmations = [row for row in queued if row.kind == "confirmation"]
+    assert len(confirmations) == CONFIRMATIONS_PER_DAY
