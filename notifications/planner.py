@@ -132,20 +132,22 @@ def plan_reminders(registration: Registration, now: datetime) -> list[Message]:
     ]
 
 
-def queue_signup(registration: Registration, now: datetime) -> Message | None:
+def queue_signup(registration: Registration, now: datetime, *,
+                 is_repeat: bool = True) -> Message | None:
     """Queue the confirmation (with invite) or the waiting-list notice for a sign-up.
 
     A repeat sign-up calls this again; past the daily allowance it queues nothing.
     """
-    recent = db.session.scalar(
-        sa.select(sa.func.count(Message.id)).where(
-            Message.registration_id == registration.id,
-            Message.kind.in_(("confirmation", "waitlisted")),
-            Message.created_at > now - timedelta(days=1),
+    if is_repeat:
+        recent = db.session.scalar(
+            sa.select(sa.func.count(Message.id)).where(
+                Message.registration_id == registration.id,
+                Message.kind.in_(("confirmation", "waitlisted")),
+                Message.created_at > now - timedelta(days=1),
+            )
         )
-    ) if registration.id is not None else 0
-    if recent >= CONFIRMATIONS_PER_DAY:
-        return None
+        if recent >= CONFIRMATIONS_PER_DAY:
+            return None
     if registration.status == "confirmed":
         return _queue(registration, "confirmation", now, method="REQUEST")
     return _queue(registration, "waitlisted", now)
@@ -153,7 +155,7 @@ def queue_signup(registration: Registration, now: datetime) -> Message | None:
 
 def plan_new_registration(registration: Registration, now: datetime) -> None:
     """Everything a first sign-up causes: its confirmation or notice, and a seat's reminders."""
-    queue_signup(registration, now)
+    queue_signup(registration, now, is_repeat=False)
     if registration.status == "confirmed":
         plan_reminders(registration, now)
         plan_follow_up(registration, now)

@@ -7,6 +7,7 @@ from babel import Locale
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_wtf import FlaskForm
+from markupsafe import Markup, escape
 from wtforms import BooleanField, StringField
 from wtforms.validators import ValidationError
 
@@ -34,6 +35,23 @@ def countries(locale: str = "en") -> tuple[tuple[str, str], ...]:
 @lru_cache(maxsize=1)
 def country_codes() -> frozenset[str]:
     return frozenset(code for code, _ in countries())
+
+
+@lru_cache(maxsize=2)
+def _country_options(locale: str) -> str:
+    return "".join(
+        f'<option value="{code}">{escape(name)}</option>' for code, name in countries(locale)
+    )
+
+
+def country_options(selected: str | None = None, locale: str = "en") -> Markup:
+    """The <option>s of the country list, escaped once per process (it is the largest part of
+    the sign-up page), with the chosen one selected."""
+    html = _country_options(locale)
+    if selected in country_codes():
+        html = html.replace(f'<option value="{selected}">',
+                            f'<option value="{selected}" selected>', 1)
+    return Markup(html)
 
 
 def clean_text(value: str | None) -> str:

@@ -111,7 +111,6 @@ def sign_up(event: Event, applicant: Applicant, now: datetime) -> Registration:
         planner.queue_signup(existing, now)
         return existing
     planner.plan_new_registration(registration, now)
-    db.session.refresh(event, ["confirmed_count"])
     return registration
 
 

@@ -18,7 +18,7 @@ from flask import (
 from extensions import db, limiter
 from notifications import ical
 from registration import services
-from registration.forms import SignupForm, countries
+from registration.forms import SignupForm, country_options
 from registration.models import AFFILIATIONS, EVENT_KINDS, LANGUAGES, PILLARS, Event
 from registration.times import format_when, utc_iso, zone
 
@@ -48,7 +48,7 @@ def format_helpers():
         "format_when": format_when,
         "utc_iso": utc_iso,
         "affiliations": AFFILIATIONS,
-        "countries": countries,
+        "country_options": country_options,
     }
 
 
