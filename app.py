@@ -136,6 +136,7 @@ def load_settings(env, instance_path):
         "RATELIMIT_SIGNUP_PER_EMAIL": get("RATELIMIT_SIGNUP_PER_EMAIL", "10 per hour"),
         "RATELIMIT_HEADERS_ENABLED": True,
         "PROGRAMME_NAME": get("PROGRAMME_NAME", "Virtual Forum"),
+        "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", get("TRUSTED_PROXIES", "0"), 0, 5),
         "ORGANISER_IDLE_MINUTES": _int("ORGANISER_IDLE_MINUTES",
                                        get("ORGANISER_IDLE_MINUTES", "60"), 1, 24 * 60),
         "PASSWORD_HASH_METHOD": get("PASSWORD_HASH_METHOD", "scrypt:131072:8:1"),
@@ -179,7 +180,7 @@ SETTING_NAMES = {
     "MAIL_FROM", "MAIL_FROM_NAME", "ORGANISER_EMAIL", "SCHEDULER", "DISPATCH_INTERVAL_SECONDS",
     "DISPATCH_BATCH_SIZE", "CLAIM_LEASE_SECONDS", "RATELIMIT_ENABLED", "RATELIMIT_STORAGE_URI",
     "RATELIMIT_SIGNUP_PER_IP", "RATELIMIT_SIGNUP_PER_EMAIL", "PRIVACY_NOTICE_VERSION",
-    "PROGRAMME_NAME", "REMINDER_OFFSETS", "RETENTION_DAYS", "ORGANISER_IDLE_MINUTES",
+    "PROGRAMME_NAME", "TRUSTED_PROXIES", "REMINDER_OFFSETS", "RETENTION_DAYS", "ORGANISER_IDLE_MINUTES",
     "PASSWORD_HASH_METHOD", "RATELIMIT_LOGIN_PER_ADDRESS", "RATELIMIT_LOGIN_PER_IP",
     "EMAIL_CHECK_DELIVERABILITY", "MAX_FORM_BYTES",
 }
@@ -203,6 +204,13 @@ def create_app(test_config=None):
     # The one clock the edges (views, CLI, scheduler) read; tests replace it.
     app.config.setdefault("CLOCK", lambda: datetime.now(UTC))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if app.config["TRUSTED_PROXIES"]:
+        # Behind a load balancer the client's address (for rate limits and the audit log) and
+        # scheme come from its X-Forwarded-* headers, trusted for exactly that many hops.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path) / "migrations"),

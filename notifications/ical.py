@@ -47,6 +47,7 @@ def invite(
     *,
     organiser_name: str = "Forum organisers",
     manage_url: str | None = None,
+    attendee_email: str | None = None,
 ) -> bytes:
     """The invite (METHOD REQUEST or CANCEL) for one registration, as iCalendar bytes."""
     if method not in METHODS:
@@ -78,8 +79,8 @@ def invite(
         organizer=vCalAddress.new(organiser_email, cn=_display_name(organiser_name)),
         attendees=[
             vCalAddress.new(
-                registration.email,
-                cn=_display_name(registration.name) or registration.email,
+                attendee_email or registration.email,
+                cn=_display_name(registration.name) or attendee_email or registration.email,
                 rsvp=True,
                 partstat="NEEDS-ACTION",
                 role="REQ-PARTICIPANT",

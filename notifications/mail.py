@@ -127,8 +127,10 @@ def _leaf(content_type: str, body: bytes) -> MIMEPart:
     return part
 
 
-def manage_url(registration, base_url: str) -> str:
-    """The registration's manage link."""
+def manage_url(registration, base_url: str) -> str | None:
+    """The registration's manage link; none once its data was deleted (the link is void)."""
+    if registration.anonymised_at is not None:
+        return None
     return f"{base_url}/r/{tokens.manage_token(registration)}"
 
 
@@ -190,6 +192,8 @@ def render(message: Message, config) -> tuple[str, str, str]:
         "has_invite": message.ical_method is not None,
         "organiser_email": config["ORGANISER_EMAIL"],
         "registration_status": registration.status,
+        # From the platform's attendee report: True, False, or None before one is uploaded.
+        "attended": registration.attended,
         "soon": soon,
         "is_last": bool(detail.get("is_last")),
         "old_when": old_when,
@@ -230,6 +234,8 @@ def build_message(message: Message, config, now: datetime) -> OutgoingMail:
             now,
             organiser_name=config["MAIL_FROM_NAME"],
             manage_url=manage_url(registration, config["BASE_URL"]),
+            # The row keeps the address even when the registration's data is already deleted.
+            attendee_email=recipient,
         )
         # Inline and without Content-Disposition, or Outlook and Gmail show no invite; the
         # method parameter must match METHOD inside, or Exchange rejects the message.

@@ -217,3 +217,28 @@ def plan_follow_up(registration: Registration, now: datetime) -> Message | None:
     retention = timedelta(days=current_app.config["RETENTION_DAYS"])
     return _queue(registration, "follow_up", now, due_at=max(event.ends_at, now),
                   expires_at=event.ends_at + retention)
+
+
+def forget_recipients(registration_ids: list[int], now: datetime) -> int:
+    """Wipe the addresses and server replies kept on these registrations' messages.
+
+    An unsent cancellation keeps its address until it goes (it must still reach the person);
+    anything else still unsent is skipped, since there is no one left to send it to.
+    """
+    if not registration_ids:
+        return 0
+    ours = Message.registration_id.in_(registration_ids)
+    db.session.execute(
+        sa.update(Message)
+        .where(ours, Message.status == "pending", Message.kind != "cancellation",
+               sa.or_(Message.lease_until.is_(None), Message.lease_until < now))
+        .values(status="skipped", skip_reason="personal data deleted", claim_token=None,
+                lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return db.session.execute(
+        sa.update(Message)
+        .where(ours, sa.or_(Message.status != "pending", Message.kind != "cancellation"))
+        .values(recipient="", last_reply=None, attempt_log=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount

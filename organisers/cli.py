@@ -6,6 +6,7 @@ import click
 from flask import current_app
 
 from extensions import db
+from notifications.cli import parse_now
 
 
 def _read_password() -> str:
@@ -56,6 +57,26 @@ def create_organiser_command(email, reset):
     db.session.commit()
 
 
+@click.command("purge")
+@click.option("--dry-run", is_flag=True, help="Only say what would be anonymised.")
+@click.option("--now", metavar="ISO8601", callback=parse_now,
+              help="Purge as at this instant instead of the current time.")
+def purge_command(dry_run, now):
+    """Anonymise the personal data of registrations RETENTION_DAYS after their event ended."""
+    from registration import retention
+
+    now = now or current_app.config["CLOCK"]()
+    days = current_app.config["RETENTION_DAYS"]
+    report = retention.purge(now, days, dry_run=dry_run)
+    if dry_run:
+        db.session.rollback()
+        click.echo(f"Dry run (nothing changed), retention {days} days: {report}")
+        return
+    db.session.commit()
+    click.echo(f"Retention {days} days: {report}")
+
+
 def init_app(app):
     """Register the organiser commands on the app's CLI."""
     app.cli.add_command(create_organiser_command)
+    app.cli.add_command(purge_command)

@@ -1,10 +1,12 @@
 """The organiser console's pages: sign-in and out, the dashboard (more in their own modules)."""
 
+import sqlalchemy as sa
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 
 from extensions import db, limiter
 from organisers import auth
 from organisers.forms import LoginForm
+from organisers.models import AuditEntry
 
 bp = Blueprint("organisers", __name__, url_prefix="/admin")
 
@@ -67,5 +69,26 @@ def logout():
 @bp.get("/")
 @auth.login_required
 def dashboard():
-    """Every event at a glance."""
-    return render_template("organisers/dashboard.html")
+    """Every event at a glance: upcoming and running first, then past, with their counts."""
+    from organisers.events import dashboard_rows
+
+    now = _now()
+    upcoming, past = dashboard_rows(now)
+    return render_template("organisers/dashboard.html", upcoming=upcoming, past=past, now=now)
+
+
+AUDIT_PAGE = 100
+
+
+@bp.get("/audit")
+@auth.login_required
+def audit_log():
+    """Who did what and when, newest first, a page at a time."""
+    query = sa.select(AuditEntry).order_by(AuditEntry.id.desc()).limit(AUDIT_PAGE + 1)
+    before = request.args.get("before", type=int)
+    if before:
+        query = query.where(AuditEntry.id < before)
+    entries = db.session.scalars(query).all()
+    older = entries[AUDIT_PAGE].id + 1 if len(entries) > AUDIT_PAGE else None
+    return render_template("organisers/audit.html", entries=entries[:AUDIT_PAGE], older=older,
+                           zone=g.organiser.timezone)

@@ -17,7 +17,7 @@ from flask import (
 
 from extensions import db, limiter
 from notifications import ical
-from registration import services
+from registration import retention, services
 from registration.forms import SignupForm, country_options
 from registration.models import AFFILIATIONS, EVENT_KINDS, LANGUAGES, PILLARS, Event
 from registration.times import format_when, utc_iso, zone
@@ -49,6 +49,7 @@ def format_helpers():
         "utc_iso": utc_iso,
         "affiliations": AFFILIATIONS,
         "country_options": country_options,
+        "zone_info": zone,
     }
 
 
@@ -174,6 +175,34 @@ def cancel(token):
     services.cancel(registration, _now())
     db.session.commit()
     return redirect(url_for(".manage", token=token), 303)
+
+
+@bp.get("/r/<token>/delete")
+def delete_data_confirm(token):
+    """Ask before deleting: what goes, what stays, and that it can't be undone."""
+    registration = services.find_by_token(token) or abort(404)
+    response = Response(render_template(
+        "registration/delete.html", registration=registration, event=registration.event,
+        token=token,
+    ))
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.post("/r/<token>/delete")
+def delete_data(token):
+    """Cancel if still active, then anonymise at once; the manage link stops working."""
+    registration = services.find_by_token(token) or abort(404)
+    retention.delete_my_data(registration, _now())
+    db.session.commit()
+    return redirect(url_for(".data_deleted"), 303)
+
+
+@bp.get("/deleted")
+def data_deleted():
+    """Where a person lands after deleting their data."""
+    return render_template("registration/deleted.html")
 
 
 def _calendar_response(body: bytes, filename: str) -> Response:

@@ -43,3 +43,17 @@ def test_https_without_secret_key_stops_start_up(tmp_path, monkeypatch):
 def test_postgresql_url_uses_psycopg_3(tmp_path):
     app = create_app({"DATABASE_URL": "postgresql://postgres@127.0.0.1/x", "SCHEDULER": "off"})
     assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
+
+
+def test_behind_a_trusted_proxy_the_client_address_comes_from_x_forwarded_for(tmp_path):
+    from flask import request
+
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "SCHEDULER": "off",
+                      "TRUSTED_PROXIES": "1"})
+
+    @app.get("/whoami")
+    def whoami():
+        return request.remote_addr
+
+    seen = app.test_client().get("/whoami", headers={"X-Forwarded-For": "203.0.113.7"})
+    assert seen.get_data(as_text=True) == "203.0.113.7"
