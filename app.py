@@ -11,8 +11,16 @@ from urllib.parse import urlsplit
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter
 
 from extensions import csrf, db, limiter, migrate
+
+
+class PrintableConverter(BaseConverter):
+    """The default URL part: anything printable but '/', so a NUL or control character in a
+    path is a 404 rather than a value handed to the database (PostgreSQL refuses NUL)."""
+
+    regex = r"[^/\x00-\x1f\x7f]+"
 
 
 class ConfigError(Exception):
@@ -180,8 +188,9 @@ SETTING_NAMES = {
     "MAIL_FROM", "MAIL_FROM_NAME", "ORGANISER_EMAIL", "SCHEDULER", "DISPATCH_INTERVAL_SECONDS",
     "DISPATCH_BATCH_SIZE", "CLAIM_LEASE_SECONDS", "RATELIMIT_ENABLED", "RATELIMIT_STORAGE_URI",
     "RATELIMIT_SIGNUP_PER_IP", "RATELIMIT_SIGNUP_PER_EMAIL", "PRIVACY_NOTICE_VERSION",
-    "PROGRAMME_NAME", "TRUSTED_PROXIES", "REMINDER_OFFSETS", "RETENTION_DAYS", "ORGANISER_IDLE_MINUTES",
-    "PASSWORD_HASH_METHOD", "RATELIMIT_LOGIN_PER_ADDRESS", "RATELIMIT_LOGIN_PER_IP",
+    "PROGRAMME_NAME", "TRUSTED_PROXIES", "REMINDER_OFFSETS", "RETENTION_DAYS",
+    "ORGANISER_IDLE_MINUTES", "PASSWORD_HASH_METHOD", "RATELIMIT_LOGIN_PER_ADDRESS",
+    "RATELIMIT_LOGIN_PER_IP",
     "EMAIL_CHECK_DELIVERABILITY", "MAX_FORM_BYTES",
 }
 
@@ -189,6 +198,7 @@ SETTING_NAMES = {
 def create_app(test_config=None):
     """Build the app; test_config holds setting strings (as in the environment) and overrides."""
     app = Flask(__name__, instance_relative_config=True)
+    app.url_map.converters["default"] = PrintableConverter
     test_config = dict(test_config or {})
     if not test_config:
         from dotenv import load_dotenv

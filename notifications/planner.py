@@ -242,3 +242,18 @@ def forget_recipients(registration_ids: list[int], now: datetime) -> int:
         .values(recipient="", last_reply=None, attempt_log=None)
         .execution_options(synchronize_session=False)
     ).rowcount
+
+
+def retry_failed(event_id: int, now: datetime) -> tuple[int, int]:
+    """Make an event's failed messages due again, those still inside their window; returns
+    (how many will be retried, how many stay failed because they would arrive too late)."""
+    failed = (Message.event_id == event_id, Message.status == "failed")
+    retried = db.session.execute(
+        sa.update(Message)
+        .where(*failed, Message.expires_at > now)
+        # The attempts are kept: the back-off and the log continue where they were.
+        .values(status="pending", due_at=now, claim_token=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    too_late = db.session.scalar(sa.select(sa.func.count()).select_from(Message).where(*failed))
+    return retried, too_late

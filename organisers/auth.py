@@ -46,7 +46,11 @@ def email_key(address: str) -> str:
 
 
 def find_organiser(address: str) -> Organiser | None:
-    return db.session.scalar(sa.select(Organiser).where(Organiser.email == email_key(address)))
+    """The account of this address, if any (an address with control characters has none)."""
+    key = email_key(address)
+    if not key or any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
+        return None  # and PostgreSQL refuses NUL in text outright
+    return db.session.scalar(sa.select(Organiser).where(Organiser.email == key))
 
 
 def authenticate(address: str, password: str) -> Organiser | None:
@@ -115,6 +119,11 @@ def login_required(view):
     return wrapped
 
 
+def _printable(text: str, limit: int) -> str:
+    # What a stranger typed may hold control characters; PostgreSQL refuses NUL in text.
+    return "".join(ch if ch.isprintable() else "\ufffd" for ch in text[:limit])
+
+
 def audit(action: str, target: str = "", detail: dict | None = None, *,
           organiser: Organiser | None = None, actor: str | None = None) -> AuditEntry:
     """Add an entry to the audit log (flushed with the change it records; never committed)."""
@@ -122,9 +131,9 @@ def audit(action: str, target: str = "", detail: dict | None = None, *,
     entry = AuditEntry(
         at=current_app.config["CLOCK"](),
         organiser=organiser,
-        actor=actor or (organiser.email if organiser else ""),
+        actor=_printable(actor or (organiser.email if organiser else ""), 320),
         action=action,
-        target=target[:200],
+        target=_printable(target, 200),
         detail=detail,
         ip=(request.remote_addr if request else None),
     )

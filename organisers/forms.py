@@ -1,7 +1,13 @@
-"""Forms of the organiser console."""
+"""Forms of the organiser console.
+
+The event form only carries text: its cells are checked by the programme importer's own rules
+(`registration.programme.check_event`), so the console and a CSV file accept the same events.
+"""
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField
+from wtforms import BooleanField, EmailField, PasswordField, StringField, TextAreaField
+
+from registration.models import EVENT_KINDS, EVENT_STATUSES, PILLARS
 
 
 class LoginForm(FlaskForm):
@@ -9,3 +15,39 @@ class LoginForm(FlaskForm):
 
     email = EmailField("Email")
     password = PasswordField("Password")
+
+
+class EventForm(FlaskForm):
+    """Every column of a programme row, plus the confirmations a risky change needs.
+
+    The choices are only offered here (as select boxes); the importer's checks decide.
+    """
+
+    CHOICES = {
+        "kind": [(kind, kind.capitalize()) for kind in EVENT_KINDS],
+        "pillar": [("", "None")] + [(pillar, pillar.capitalize()) for pillar in PILLARS],
+        "language": [("en", "English"), ("ja", "日本語")],
+        "status": [(status, status.capitalize()) for status in EVENT_STATUSES],
+    }
+
+    slug = StringField("Slug (the address: /events/…)")
+    title = StringField("Title")
+    kind = StringField("Kind")
+    pillar = StringField("Pillar")
+    starts_at = StringField("Starts (in the time zone below)")
+    ends_at = StringField("Ends (in the time zone below)")
+    timezone = StringField("Time zone of these times")
+    capacity = StringField("Capacity (seats; blank for no limit)")
+    language = StringField("Language")
+    join_url = StringField("Join link")
+    location = StringField("Location")
+    description = TextAreaField("Description")
+    status = StringField("Status")
+    recording_url = StringField("Recording link")
+    keep_attendees = BooleanField("Keep the existing attendees (nobody loses a seat; new "
+                                  "sign-ups join the waiting list)")
+    confirm_cancel = BooleanField("Yes, cancel this session and notify its registrants")
+
+    def cells(self, columns) -> dict[str, str]:
+        """The submitted text of each programme column, as a CSV cell would hold it."""
+        return {name: self[name].data or "" for name in columns}

@@ -5,6 +5,7 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 
 from extensions import db, limiter
 from organisers import auth
+from organisers.events import dashboard_rows
 from organisers.forms import LoginForm
 from organisers.models import AuditEntry
 
@@ -70,7 +71,6 @@ def logout():
 @auth.login_required
 def dashboard():
     """Every event at a glance: upcoming and running first, then past, with their counts."""
-    from organisers.events import dashboard_rows
 
     now = _now()
     upcoming, past = dashboard_rows(now)

@@ -94,6 +94,7 @@ class ImportSummary:
     unchanged: list[str] = field(default_factory=list)
     promoted: int = 0
     notified: int = 0
+    plans: list["PlannedChange"] = field(default_factory=list)
 
     def __str__(self) -> str:
         text = (f"created {len(self.created)}, updated {len(self.updated)}, "
@@ -215,19 +216,69 @@ def apply_programme(rows: Sequence[ProgrammeRow], now: datetime) -> ImportSummar
     for row in rows:
         event = existing.get(row.slug)
         if event is None:
-            db.session.add(Event(slug=row.slug, **{**DEFAULTS, **row.values}, confirmed_count=0,
-                                 created_at=now, updated_at=now))
+            event = Event(slug=row.slug, **{**DEFAULTS, **row.values}, confirmed_count=0,
+                          created_at=now, updated_at=now)
+            db.session.add(event)
             summary.created.append(row.slug)
+            summary.plans.append(PlannedChange(row.line, row.slug, "create", event.title,
+                                               event.starts_at, event.ends_at,
+                                               fields=tuple(sorted(row.values))))
             continue
         change = services.change_event(event, row.values, now)
-        if not change.changed:
-            summary.unchanged.append(row.slug)
-            continue
-        summary.updated.append(row.slug)
+        (summary.updated if change.changed else summary.unchanged).append(row.slug)
         summary.promoted += change.promoted
         summary.notified += change.notified
+        summary.plans.append(PlannedChange(
+            row.line, row.slug, _action(change, event), event.title, event.starts_at,
+            event.ends_at, fields=tuple(change.changed), old_starts_at=change.old_starts_at,
+            old_ends_at=change.old_ends_at, told=change.notified, promoted=change.promoted,
+            follow_ups=change.follow_ups,
+        ))
     db.session.flush()
     return summary
+
+
+def _action(change: services.EventChange, event: Event) -> str:
+    if not change.changed:
+        return "unchanged"
+    if "status" in change.changed and event.is_cancelled:
+        return "cancel"
+    if change.old_starts_at is not None:
+        return "reschedule"
+    return "change"
+
+
+def preview_programme(rows: Sequence[ProgrammeRow],
+                      now: datetime) -> tuple[list["PlannedChange"], list[Problem]]:
+    """What `apply_programme` would do with these rows, without doing it: a plan per row, or
+    every refusal. Found by applying them in a savepoint and undoing that, so the preview and
+    the real thing can never disagree."""
+    savepoint = db.session.begin_nested()
+    try:
+        summary = apply_programme(rows, now)
+    except ProgrammeRejected as exc:
+        savepoint.rollback()
+        return [], exc.problems
+    savepoint.rollback()
+    return summary.plans, []
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """What applying one checked row would do, and to how many people, before it is done."""
+
+    line: int
+    slug: str
+    action: str  # "create", "cancel", "reschedule", "change" or "unchanged"
+    title: str
+    starts_at: datetime
+    ends_at: datetime
+    fields: tuple[str, ...] = ()
+    old_starts_at: datetime | None = None
+    old_ends_at: datetime | None = None
+    told: int = 0  # registrants who get an update or a cancellation
+    promoted: int = 0  # waiting-list people who get a seat
+    follow_ups: int = 0  # seat holders who get the recording link
 
 
 def _empty_file() -> str:
@@ -296,18 +347,23 @@ def _check_header(cells: list[str], problems: list[Problem]) -> list[str] | None
     return columns
 
 
-def _check_row(
-    line: int, cells: dict[str, str], stored: Mapping[str, StoredEvent]
-) -> tuple[ProgrammeRow | None, list[Problem]]:
-    """The row's checked values, or its problems (every one of them)."""
-    problems = []
+def check_event(
+    cells: Mapping[str, str], stored: Mapping[str, StoredEvent] | None = None
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """One event's cells (a file's row, or the console's form) checked by the programme's rules.
+
+    Returns the values by column (times in UTC) and every problem as (column, message); the
+    values are usable only when there is no problem.
+    """
+    stored = stored or {}
+    problems: list[tuple[str, str]] = []
     values: dict[str, Any] = {}
     for name, cell in cells.items():
         try:
             values[name] = CHECKS[name](name, cell)
         except _Bad as exc:
-            problems.append(Problem(line, str(exc)))
-    slug = values.pop("slug", None)  # None: refused, or the column is missing (line 1 says so)
+            problems.append((name, str(exc)))
+    slug = values.get("slug")  # None: refused, or the column is missing (line 1 says so)
     known = stored.get(slug) if slug is not None else None
     if "timezone" in cells:
         zone_name = values.get("timezone")  # None when the cell was refused
@@ -319,16 +375,25 @@ def _check_row(
                 try:
                     values[name] = _in_zone(name, values[name], zone_name)
                 except _Bad as exc:
-                    problems.append(Problem(line, str(exc)))
+                    problems.append((name, str(exc)))
                     values[name] = None
     starts_at, ends_at = values.get("starts_at"), values.get("ends_at")
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
-        problems.append(Problem(line, f"ends_at {_show(cells['ends_at'])} is not after "
-                                      f"starts_at {_show(cells['starts_at'])}"))
+        problems.append(("ends_at", f"ends_at {_show(cells['ends_at'])} is not after "
+                                    f"starts_at {_show(cells['starts_at'])}"))
     if known is not None and known.status == "cancelled" and values.get("status") == "scheduled":
-        problems.append(Problem(line, services.REOPEN_REFUSED.format(slug=slug)))
+        problems.append(("status", services.REOPEN_REFUSED.format(slug=slug)))
+    return values, problems
+
+
+def _check_row(
+    line: int, cells: dict[str, str], stored: Mapping[str, StoredEvent]
+) -> tuple[ProgrammeRow | None, list[Problem]]:
+    """The row's checked values, or its problems (every one of them)."""
+    values, problems = check_event(cells, stored)
+    slug = values.pop("slug", None)
     if problems or slug is None:
-        return None, problems
+        return None, [Problem(line, message) for _, message in problems]
     return ProgrammeRow(line, slug, values), []
 
 

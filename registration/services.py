@@ -224,6 +224,9 @@ class EventChange:
     changed: list[str]
     notified: int = 0
     promoted: int = 0
+    follow_ups: int = 0  # seat holders who will get the recording link because of this change
+    old_starts_at: datetime | None = None  # set when the change moved the session
+    old_ends_at: datetime | None = None
 
 
 def _active_registrations(event: Event) -> list[Registration]:
@@ -248,6 +251,8 @@ def change_event(event: Event, changes: dict, now: datetime) -> EventChange:
     if not changes:
         return result
     old_starts_at, old_ends_at = event.starts_at, event.ends_at
+    if {"starts_at", "ends_at"} & changes.keys():
+        result.old_starts_at, result.old_ends_at = old_starts_at, old_ends_at
     more_seats = "capacity" in changes and (
         event.capacity is not None
         and (changes["capacity"] is None or changes["capacity"] > event.capacity)
@@ -281,8 +286,11 @@ def change_event(event: Event, changes: dict, now: datetime) -> EventChange:
     db.session.flush()
     if more_seats:
         result.promoted = len(promote_waiting(event, now))
+        if event.recording_url:  # each promotion plans its own follow-up
+            result.follow_ups += result.promoted
     if "recording_url" in changes and event.recording_url:
         for registration in _active_registrations(event):
-            planner.plan_follow_up(registration, now)
+            if planner.plan_follow_up(registration, now) is not None:
+                result.follow_ups += 1
     db.session.flush()
     return result

@@ -199,3 +199,7 @@ def test_every_admin_route_but_login_requires_a_signed_in_organiser(app, client)
 def _example_path(rule: Rule) -> str:
     values = {name: "climate-finance-101" if name == "slug" else "1" for name in rule.arguments}
     return rule.build(values)[1]
+
+
+def test_a_nul_in_the_submitted_address_is_just_a_failed_sign_in(client, organiser):
+    assert log_in(client, email="anna\x00@example.org").status_code == 401

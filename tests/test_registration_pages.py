@@ -63,3 +63,9 @@ def test_pages_have_no_inline_scripts_or_styles(client):
     make_event()
     page = client.get("/events/climate-finance-101").get_data(as_text=True)
     assert "<script>" not in page and "style=" not in page
+
+
+def test_a_control_character_in_a_url_is_a_404_not_a_database_error(client):
+    make_event()
+    for path in ("/events/a%00b", "/events/a%00b/registered", "/r/a%00b", "/events/x%1fy.ics"):
+        assert client.get(path).status_code == 404, path

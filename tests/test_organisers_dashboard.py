@@ -1,0 +1,134 @@
+"""The console's dashboard: every event, upcoming and running first, with its people and emails
+counted by status, times in the organiser's own zone."""
+
+import re
+import uuid
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from extensions import db
+from notifications.models import Message
+from tests.conftest import NOW, make_event, make_registration
+
+
+def make_message(registration, status, kind="confirmation", **fields):
+    """Add an outbox row for the registration (due now, sendable until the event ends)."""
+    values = {
+        "registration": registration,
+        "event": registration.event,
+        "kind": kind,
+        "status": status,
+        "message_id": f"<{uuid.uuid4().hex}@example.org>",
+        "recipient": registration.email,
+        "created_at": NOW,
+        "due_at": NOW,
+        "expires_at": registration.event.ends_at,
+    }
+    values.update(fields)
+    message = Message(**values)
+    db.session.add(message)
+    db.session.flush()
+    return message
+
+
+def row_of(page: str, slug: str) -> str:
+    match = re.search(rf'<tr id="event-{slug}".*?</tr>', page, re.S)
+    assert match, f"no row for {slug}"
+    return match.group(0)
+
+
+def counts(page: str, slug: str) -> dict[str, str]:
+    """The numbers in an event's row, by what they count."""
+    return dict(re.findall(r'data-count="(\w+)">(?:<a [^>]*>)?([^<]+)', row_of(page, slug)))
+
+
+def slugs_in_order(page: str) -> list[str]:
+    return re.findall(r'<tr id="event-([a-z0-9-]+)"', page)
+
+
+def test_dashboard_counts_each_events_registrations_and_emails_by_status(admin):
+    busy = make_event(slug="busy", capacity=2)
+    quiet = make_event(slug="quiet", starts_at=NOW + timedelta(days=40))
+    people = [make_registration(busy, email=f"p{i}@example.org") for i in range(2)]
+    people += [make_registration(busy, status="waitlisted", confirmed_at=None,
+                                 email=f"w{i}@example.org") for i in range(3)]
+    people.append(make_registration(busy, status="cancelled", email="gone@example.org"))
+    make_registration(quiet, email="only@example.org")
+    for status, number in (("sent", 4), ("pending", 5), ("failed", 2), ("skipped", 1)):
+        for i in range(number):
+            make_message(people[i % len(people)], status)
+    db.session.commit()
+
+    page = admin.get("/admin/").get_data(as_text=True)
+
+    assert counts(page, "busy") == {"capacity": "2", "confirmed": "2", "waitlisted": "3",
+                                    "cancelled": "1", "sent": "4", "pending": "5",
+                                    "failed": "2"}
+    assert counts(page, "quiet") == {"capacity": "no limit", "confirmed": "1",
+                                     "waitlisted": "0", "cancelled": "0", "sent": "0",
+                                     "pending": "0", "failed": "0"}
+    # Failures stand out and lead to the event's list of them.
+    assert 'href="/admin/events/busy#failed"' in row_of(page, "busy")
+
+
+def test_dashboard_lists_upcoming_and_running_events_soonest_first_then_past_latest_first(admin):
+    make_event(slug="next-month", starts_at=NOW + timedelta(days=30))
+    make_event(slug="tomorrow", starts_at=NOW + timedelta(days=1))
+    make_event(slug="running", starts_at=NOW - timedelta(minutes=30))
+    make_event(slug="last-week", starts_at=NOW - timedelta(days=7))
+    make_event(slug="yesterday", starts_at=NOW - timedelta(days=1))
+    make_event(slug="called-off", starts_at=NOW + timedelta(days=3), status="cancelled")
+
+    page = admin.get("/admin/").get_data(as_text=True)
+
+    assert slugs_in_order(page) == ["running", "tomorrow", "called-off", "next-month",
+                                    "yesterday", "last-week"]
+    assert page.index("Upcoming and running") < page.index("running now") < page.index("Past")
+    assert "cancelled" in row_of(page, "called-off")
+
+
+def test_dashboard_shows_each_events_time_and_kind_in_the_organisers_zone(admin, organiser):
+    organiser.timezone = "Asia/Tokyo"
+    db.session.commit()
+    starts_at = NOW.replace(hour=5, minute=0) + timedelta(days=10)  # 14:00 in Tokyo
+    make_event(slug="tokyo-time", kind="workshop", starts_at=starts_at)
+
+    row = row_of(admin.get("/admin/").get_data(as_text=True), "tokyo-time")
+
+    assert "Monday 30 June 2025, 14:00–15:30 Japan Standard Time" in row
+    assert "workshop" in row
+
+
+def test_dashboard_takes_as_many_queries_for_many_events_as_for_one(app, admin):
+    statements = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    def queries_for_dashboard():
+        statements.clear()
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            assert admin.get("/admin/").status_code == 200
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", count)
+        return len(statements)
+
+    first = make_event(slug="event-0")
+    make_message(make_registration(first), "sent")
+    db.session.commit()
+    with_one = queries_for_dashboard()
+    for number in range(1, 8):
+        event = make_event(slug=f"event-{number}")
+        make_message(make_registration(event, email=f"p{number}@example.org"), "pending")
+        db.session.commit()
+
+    assert queries_for_dashboard() == with_one
+
+
+def test_dashboard_links_to_creating_an_event_and_uploading_a_programme(admin):
+    page = admin.get("/admin/").get_data(as_text=True)
+    assert 'href="/admin/events/new"' in page
+    assert 'href="/admin/programme"' in page
