@@ -1,5 +1,7 @@
 """The Flask extensions, created unbound so every package can import them without circles."""
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -69,8 +71,22 @@ def _sqlite_connect(dbapi_connection, connection_record):
     cursor.close()
 
 
+_read_only = ContextVar("read_only_transactions", default=False)
+
+
+@contextmanager
+def read_only():
+    """Transactions begun inside this block only read: on SQLite they take no write lock, so a
+    long export doesn't hold up sign-ups. (Never write in one: an upgrade can fail at once.)"""
+    token = _read_only.set(True)
+    try:
+        yield
+    finally:
+        _read_only.reset(token)
+
+
 @sa.event.listens_for(sa.engine.Engine, "begin")
 def _sqlite_begin(conn):
     """Take SQLite's write lock at the start of each transaction, waiting for it if need be."""
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if _read_only.get() else "BEGIN IMMEDIATE")
