@@ -161,7 +161,17 @@ def load_settings(env, instance_path):
                                    1024, 100 * 1024 * 1024),
         # The CSRF token lives as long as the session cookie, so a form left open is still sent.
         "WTF_CSRF_TIME_LIMIT": None,
+        # The token and the SameSite=Lax cookie guard every form; a Referer check on https would
+        # refuse people behind proxies that strip it, and the manage pages send none.
+        "WTF_CSRF_SSL_STRICT": False,
+        # A rate-limit store that is down (Redis) must not turn sign-ups into errors.
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
     }
+    # One message may take a few SMTP time-outs (connect, data); the dispatcher stops its batch
+    # at half the lease, so the lease must outlast that by far or another worker re-sends.
+    if settings["CLAIM_LEASE_SECONDS"] < 6 * settings["SMTP_TIMEOUT_SECONDS"]:
+        raise ConfigError("CLAIM_LEASE_SECONDS must be at least 6 × SMTP_TIMEOUT_SECONDS")
     if not re.fullmatch(r"scrypt(:\d+:\d+:\d+)?|pbkdf2:sha256(:\d+)?",
                         settings["PASSWORD_HASH_METHOD"]):
         raise ConfigError("PASSWORD_HASH_METHOD must be like scrypt:131072:8:1")

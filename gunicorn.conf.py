@@ -13,4 +13,6 @@ timeout = 30
 graceful_timeout = 30
 # Behind a proxy that sets X-Forwarded-For, trust it only from these addresses.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-accesslog = "-"
+# No access log by default: manage links carry their key in the path (/r/<token>). If you turn
+# it on, keep it as private as the database.
+accesslog = None

@@ -46,15 +46,18 @@ def invite(
     now: datetime,
     *,
     organiser_name: str = "Forum organisers",
-    manage_url: str | None = None,
+    join_url: str | None = None,
     attendee_email: str | None = None,
 ) -> bytes:
-    """The invite (METHOD REQUEST or CANCEL) for one registration, as iCalendar bytes."""
+    """The invite (METHOD REQUEST or CANCEL) for one registration, as iCalendar bytes.
+
+    The caller decides whether it carries the join link (notifications.mail.join_link). No
+    manage link goes in: calendars are often shared, and that link lets its holder cancel.
+    """
     if method not in METHODS:
         raise ValueError(f"unknown iTIP method {method!r}")
     is_request = method == "REQUEST"
-    # The join link goes only to a person who holds a seat.
-    join_url = event.join_url if is_request and registration.status == "confirmed" else None
+    join_url = join_url if is_request else None
 
     lines = [event.description.strip()] if event.description else []
     if join_url:
@@ -62,8 +65,6 @@ def invite(
     if not is_request:
         lines.append("The organisers cancelled this session." if event.is_cancelled
                      else "This registration is cancelled.")
-    if manage_url:
-        lines.append(f"Manage your registration: {manage_url}")
 
     vevent = VEvent.new(
         uid=registration.ical_uid,

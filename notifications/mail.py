@@ -3,7 +3,7 @@
 import re
 from base64 import encodebytes
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email import policy
 from email.charset import QP, Charset
 from email.header import Header
@@ -26,6 +26,16 @@ _UTF8_QP.body_encoding = QP
 
 # Kinds that may carry the join link, to a person who holds a seat (never the waiting list).
 SEAT_KINDS = ("confirmation", "promotion", "reminder", "update")
+
+
+def join_link(message: Message) -> str | None:
+    """The join link, if this message may carry it: the one rule for emails and invites."""
+    registration = message.registration
+    if message.kind not in SEAT_KINDS or registration.status != "confirmed":
+        return None
+    if message.kind == "update" and message.ical_method is None:
+        return None
+    return message.event.join_url
 
 SUBJECTS = {
     "en": {
@@ -134,7 +144,7 @@ def manage_url(registration, base_url: str) -> str | None:
     return f"{base_url}/r/{tokens.manage_token(registration)}"
 
 
-# How far ahead a reminder is, in words: "7d" → "in 7 days" / "7日後".
+# How far ahead a session is, in words: "in 7 days" / "7日後".
 _UNIT_WORDS = {
     "en": {"d": ("in {n} day", "in {n} days"), "h": ("in {n} hour", "in {n} hours"),
            "m": ("in {n} minute", "in {n} minutes")},
@@ -147,10 +157,16 @@ _CHANGE_WORDS = {
 }
 
 
-def _soon(label: str, language: str) -> str:
-    count, unit = int(label[:-1]), label[-1]
-    if language == "en" and label == "1d":
-        return "tomorrow"
+def time_left_words(left: timedelta, language: str) -> str:
+    """How far off the start is, in words, measured when the email is built: a reminder sent
+    late in its window says what is true then ("in 5 hours", not "in 1 day")."""
+    minutes = max(round(left.total_seconds() / 60), 1)
+    if minutes < 90:
+        count, unit = (1, "h") if 50 <= minutes <= 70 else (minutes, "m")
+    elif minutes < 22 * 60:
+        count, unit = round(minutes / 60), "h"
+    else:
+        count, unit = round(minutes / (24 * 60)), "d"
     one, many = _UNIT_WORDS[language][unit]
     return (one if count == 1 else many).format(n=count)
 
@@ -162,14 +178,11 @@ def _changed_words(changed: list[str], language: str) -> str:
     return " and ".join(words) if len(words) <= 2 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
-def render(message: Message, config) -> tuple[str, str, str]:
+def render(message: Message, config, now: datetime) -> tuple[str, str, str]:
     """The subject, plain text and HTML of a message, in its recipient's language and zone."""
     registration, event = message.registration, message.event
     language = registration.language if registration.language in SUBJECTS else "en"
     detail = message.detail or {}
-    has_seat = message.kind in SEAT_KINDS and registration.status == "confirmed"
-    if message.kind == "update":
-        has_seat = has_seat and message.ical_method is not None
     old_when = None
     if "old_starts_at" in detail:
         old_when = times.format_when(
@@ -177,7 +190,7 @@ def render(message: Message, config) -> tuple[str, str, str]:
             datetime.fromisoformat(detail["old_ends_at"]),
             registration.timezone, language,
         )
-    soon = _soon(detail["offset"], language) if "offset" in detail else ""
+    soon = time_left_words(event.starts_at - now, language) if message.kind == "reminder" else ""
     context = {
         "kind": message.kind,
         "lang": language,
@@ -187,7 +200,7 @@ def render(message: Message, config) -> tuple[str, str, str]:
             event.starts_at, event.ends_at, registration.timezone, registration.language
         ),
         "manage_url": manage_url(registration, config["BASE_URL"]),
-        "join_url": event.join_url if has_seat else None,
+        "join_url": join_link(message),
         "event_url": f"{config['BASE_URL']}/events/{event.slug}",
         "has_invite": message.ical_method is not None,
         "organiser_email": config["ORGANISER_EMAIL"],
@@ -217,7 +230,7 @@ def build_message(message: Message, config, now: datetime) -> OutgoingMail:
     if not _MESSAGE_ID.fullmatch(message_id):
         raise UnsendableMessage(f"malformed Message-ID {message_id!r}")
 
-    subject, text, html = render(message, config)
+    subject, text, html = render(message, config, now)
     body = MIMEMultipart("alternative")
     body.attach(_inner(MIMEText(text, "plain", _UTF8_QP)))
     body.attach(_inner(MIMEText(html, "html", _UTF8_QP)))
@@ -233,7 +246,7 @@ def build_message(message: Message, config, now: datetime) -> OutgoingMail:
             organiser,
             now,
             organiser_name=config["MAIL_FROM_NAME"],
-            manage_url=manage_url(registration, config["BASE_URL"]),
+            join_url=join_link(message),
             # The row keeps the address even when the registration's data is already deleted.
             attendee_email=recipient,
         )

@@ -186,7 +186,11 @@ def queue_cancellation(registration: Registration, was_confirmed: bool, now: dat
 def queue_update(registration: Registration, now: datetime, *, changed: list[str],
                  old_starts_at: datetime, old_ends_at: datetime) -> Message:
     """The session changed: a seat holder gets the invite again (same UID, higher SEQUENCE) and
-    reminders planned afresh for the new time; a waiting-list person gets a plain notice."""
+    reminders planned afresh for the new time; a waiting-list person gets a plain notice.
+
+    Someone whose confirmation has not gone out yet gets that confirmation, with the new
+    details, rather than news of a change to something they never heard of.
+    """
     detail = {
         "changed": changed,
         "old_starts_at": old_starts_at.isoformat(),
@@ -195,12 +199,38 @@ def queue_update(registration: Registration, now: datetime, *, changed: list[str
     if registration.status != "confirmed":
         skip_pending(registration, "superseded", now, kinds=("update",))
         return _queue(registration, "update", now, detail=detail)
+    unsent_welcome = db.session.scalar(
+        sa.select(Message.kind)
+        .where(Message.registration_id == registration.id, Message.status == "pending",
+               Message.kind.in_(("confirmation", "promotion")))
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
     registration.ical_sequence += 1
     skip_pending(registration, "superseded", now,
                  kinds=("confirmation", "promotion", "update", "reminder"))
-    message = _queue(registration, "update", now, method="REQUEST", detail=detail)
+    if unsent_welcome:
+        message = _queue(registration, unsent_welcome, now, method="REQUEST")
+    else:
+        message = _queue(registration, "update", now, method="REQUEST", detail=detail)
     plan_reminders(registration, now)
     return message
+
+
+def move_follow_ups(event_id: int, now: datetime, *, ends_at: datetime | None) -> int:
+    """The session's end moved, or its recording link was removed (ends_at None): unsent
+    follow-ups wait for the new end, or are skipped. Returns how many rows changed."""
+    pending = (Message.event_id == event_id, Message.kind == "follow_up",
+               Message.status == "pending")
+    if ends_at is None:
+        values = {"status": "skipped", "skip_reason": "recording removed"}
+    else:
+        retention = timedelta(days=current_app.config["RETENTION_DAYS"])
+        values = {"due_at": max(ends_at, now), "expires_at": ends_at + retention}
+    return db.session.execute(
+        sa.update(Message).where(*pending).values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
 
 
 def plan_follow_up(registration: Registration, now: datetime) -> Message | None:

@@ -24,8 +24,10 @@ def _login_key() -> str:
 
 
 def _safe_next(target: str | None) -> str:
-    # Only a page of the console itself: never another site, nor a scheme-relative //host.
-    if target and target.startswith("/admin") and not target.startswith("//"):
+    # Only a page of the console itself: never another site, nor a scheme-relative //host,
+    # nor anything a Location header can't carry.
+    if (target and target.startswith("/admin") and "//" not in target and "\\" not in target
+            and target.isprintable() and target.isascii()):
         return target
     return url_for("organisers.dashboard")
 
@@ -86,7 +88,7 @@ def audit_log():
     """Who did what and when, newest first, a page at a time."""
     query = sa.select(AuditEntry).order_by(AuditEntry.id.desc()).limit(AUDIT_PAGE + 1)
     before = request.args.get("before", type=int)
-    if before:
+    if before and 0 < before < 2**62:
         query = query.where(AuditEntry.id < before)
     entries = db.session.scalars(query).all()
     older = entries[AUDIT_PAGE].id + 1 if len(entries) > AUDIT_PAGE else None

@@ -473,9 +473,7 @@ def _capacity(name: str, cell: str) -> int | None:
 
 @lru_cache(maxsize=1)
 def _zones_by_folded_name() -> dict[str, str]:
-    # "localtime" and friends depend on the host, not on a place.
-    hosts = {"localtime", "Factory", "posixrules"}
-    return {name.casefold(): name for name in zone_names() if name not in hosts}
+    return {name.casefold(): name for name in zone_names()}
 
 
 def _zone(name: str, cell: str) -> str | None:

@@ -52,18 +52,29 @@ class Applicant:
     consent_version: str
 
 
-def find_active(event: Event, email_key: str, *, lock: bool = False) -> Registration | None:
-    """The person's active registration for this event, if any (locked, for a change to it)."""
-    query = sa.select(Registration).where(
-        Registration.event_id == event.id,
-        Registration.email_key == email_key,
-        Registration.status != "cancelled",
+def find_active(event: Event, email_key: str) -> Registration | None:
+    """The person's active registration for this event, if any."""
+    return db.session.scalar(
+        sa.select(Registration).where(
+            Registration.event_id == event.id,
+            Registration.email_key == email_key,
+            Registration.status != "cancelled",
+        )
     )
-    if lock:
-        # Concurrent repeats of one sign-up queue their re-sends one after another, so the
-        # daily allowance is counted right (SQLite's BEGIN IMMEDIATE serialises them anyway).
-        query = query.with_for_update()
-    return db.session.scalar(query)
+
+
+def lock_event(event: Event) -> Event:
+    """Re-read the event under a row lock, so that sign-ups, cancellations and changes to one
+    event happen one after another, each seeing what the last one committed: a seat freed
+    while someone joins the waiting list still goes to them, nobody signs up to a session
+    cancelled a moment ago, and a repeat's re-send allowance is counted right. (PostgreSQL;
+    SQLite's BEGIN IMMEDIATE already runs every writer one after another.)"""
+    return db.session.scalar(
+        sa.select(Event)
+        .where(Event.id == event.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
 
 
 def _take_seat(event: Event) -> bool:
@@ -94,9 +105,10 @@ def sign_up(event: Event, applicant: Applicant, now: datetime) -> Registration:
 
     A repeat answers exactly like a first sign-up, so the caller can't tell them apart.
     """
+    event = lock_event(event)
     if not event.is_open_for_signup(now):
         raise SignupClosed(event.slug)
-    existing = find_active(event, applicant.email_key, lock=True)
+    existing = find_active(event, applicant.email_key)
     if existing is not None:
         planner.queue_signup(existing, now)
         return existing
@@ -105,7 +117,7 @@ def sign_up(event: Event, applicant: Applicant, now: datetime) -> Registration:
             registration = _insert(event, applicant, now)
     except IntegrityError:
         # Someone with the same address won the race a moment ago: that is a repeat.
-        existing = find_active(event, applicant.email_key, lock=True)
+        existing = find_active(event, applicant.email_key)
         if existing is None:
             raise
         planner.queue_signup(existing, now)
@@ -150,7 +162,13 @@ def find_by_token(token: str) -> Registration | None:
 
 
 def cancel(registration: Registration, now: datetime) -> bool:
-    """Cancel a registration, free its seat and promote the next person; False if already done."""
+    """Cancel a registration, free its seat and promote the next person; False if already done.
+
+    On a session the organisers cancelled, the person already has (or will get) its
+    cancellation: the registration just ends, with nothing more sent.
+    """
+    event = lock_event(registration.event)
+    db.session.refresh(registration)
     was_confirmed = registration.status == "confirmed"
     result = db.session.execute(
         sa.update(Registration)
@@ -162,10 +180,12 @@ def cancel(registration: Registration, now: datetime) -> bool:
     if result.rowcount != 1:
         return False
     db.session.refresh(registration)
+    if event.is_cancelled:
+        return True
     planner.queue_cancellation(registration, was_confirmed, now)
     if was_confirmed:
-        _free_seat(registration.event)
-        promote_waiting(registration.event, now)
+        _free_seat(event)
+        promote_waiting(event, now)
     db.session.flush()
     return True
 
@@ -181,7 +201,9 @@ def promote_waiting(event: Event, now: datetime) -> list[Registration]:
             .where(Registration.event_id == event.id, Registration.status == "waitlisted")
             .order_by(Registration.registered_at, Registration.id)
             .limit(1)
-            .with_for_update(skip_locked=True)
+            # Not SKIP LOCKED: the head of the queue is never passed over because another
+            # request happens to hold its row (the event's lock orders promotions already).
+            .with_for_update()
         )
         candidate = db.session.scalar(query)
         if candidate is None or not _take_seat(event):
@@ -283,6 +305,10 @@ def change_event(event: Event, changes: dict, now: datetime) -> EventChange:
                     planner.queue_update(registration, now, changed=told,
                                          old_starts_at=old_starts_at, old_ends_at=old_ends_at)
                     result.notified += 1
+    if result.old_starts_at is not None:
+        planner.move_follow_ups(event.id, now, ends_at=event.ends_at)
+    if "recording_url" in changes and not event.recording_url:
+        planner.move_follow_ups(event.id, now, ends_at=None)
     db.session.flush()
     if more_seats:
         result.promoted = len(promote_waiting(event, now))

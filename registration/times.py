@@ -12,10 +12,14 @@ PATTERNS = {
 }
 
 
+# Names that stand for the host's own zone, not a place.
+HOST_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+
+
 @lru_cache(maxsize=1)
 def zone_names() -> frozenset[str]:
-    """Every IANA zone name this machine knows."""
-    return frozenset(available_timezones())
+    """Every IANA zone name this machine knows that names a place."""
+    return frozenset(available_timezones()) - HOST_ZONES
 
 
 def is_zone(name: str) -> bool:

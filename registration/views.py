@@ -38,8 +38,10 @@ def _event_or_404(slug: str) -> Event:
 
 
 def _email_key() -> str:
-    """Rate-limit key for the per-address limit: the submitted address, case-folded."""
-    return "signup-email:" + (request.form.get("email") or "").strip().casefold()[:320]
+    """Rate-limit key for the per-address limit: the submitted address, case-folded, for this
+    session (signing up for many sessions is fine; hammering one is not)."""
+    address = (request.form.get("email") or "").strip().casefold()[:320]
+    return f"signup-email:{request.view_args.get('slug', '')}:{address}"
 
 
 def format_helpers():
@@ -164,7 +166,8 @@ def manage(token):
         calendar_links=calendar_links(registration.event),
     ))
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    # No Referer to other sites (the link is a key); same-origin POSTs keep theirs.
+    response.headers["Referrer-Policy"] = "same-origin"
     return response
 
 
@@ -186,7 +189,8 @@ def delete_data_confirm(token):
         token=token,
     ))
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    # No Referer to other sites (the link is a key); same-origin POSTs keep theirs.
+    response.headers["Referrer-Policy"] = "same-origin"
     return response
 
 

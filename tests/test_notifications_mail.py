@@ -251,3 +251,26 @@ def test_time_is_shown_in_the_attendees_zone_across_the_dst_change(app):
     assert "Sunday 29 March 2026, 12:00–13:30 Central European Summer Time" in text_of(
         parsed, "plain"
     )
+
+
+@pytest.mark.parametrize("kind, method, status, expected", [
+    ("confirmation", "REQUEST", "confirmed", True),
+    ("promotion", "REQUEST", "confirmed", True),
+    ("reminder", None, "confirmed", True),
+    ("update", "REQUEST", "confirmed", True),
+    ("update", None, "waitlisted", False),
+    ("waitlisted", None, "waitlisted", False),
+    ("cancellation", "CANCEL", "cancelled", False),
+    ("follow_up", None, "confirmed", False),
+    ("reminder", None, "waitlisted", False),
+])
+def test_the_join_link_goes_only_to_seat_holders_in_seat_messages(kind, method, status,
+                                                                   expected):
+    from types import SimpleNamespace
+
+    from notifications.mail import join_link
+
+    event = SimpleNamespace(join_url="https://meet.example.org/j/1")
+    message = SimpleNamespace(kind=kind, ical_method=method, event=event,
+                              registration=SimpleNamespace(status=status))
+    assert (join_link(message) is not None) == expected

@@ -186,7 +186,7 @@ def test_reminders_go_out_each_in_its_window_exactly_once(app, client):
     assert subjects == [
         "Confirmed: Climate finance 101",
         "Reminder: Climate finance 101, in 7 days",
-        "Reminder: Climate finance 101, tomorrow",
+        "Reminder: Climate finance 101, in 1 day",
         "Reminder: Climate finance 101, in 1 hour",
     ]
 
@@ -219,3 +219,23 @@ def test_waiting_list_emails_never_carry_the_join_link(app, client):
     mails = outbox(app)
     assert len(mails) == 1
     assert event.join_url not in mails[0].as_string()
+
+
+def test_a_reminder_sent_late_in_its_window_says_how_long_is_really_left(app, client):
+    event = make_event(starts_at=NOW + timedelta(days=30))
+    sign_up(client, event.slug)
+    dispatch(event.starts_at - timedelta(hours=5))  # the day reminder, 19 hours late
+    assert str(outbox(app)[-1]["Subject"]) == "Reminder: Climate finance 101, in 5 hours"
+
+
+@pytest.mark.parametrize("left, en, ja", [
+    (timedelta(days=7), "in 7 days", "7日後"),
+    (timedelta(hours=23), "in 1 day", "1日後"),
+    (timedelta(hours=3), "in 3 hours", "3時間後"),
+    (timedelta(minutes=58), "in 1 hour", "1時間後"),
+    (timedelta(minutes=20), "in 20 minutes", "20分後"),
+])
+def test_time_left_in_words(left, en, ja):
+    from notifications.mail import time_left_words
+
+    assert (time_left_words(left, "en"), time_left_words(left, "ja")) == (en, ja)

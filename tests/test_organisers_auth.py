@@ -203,3 +203,14 @@ def _example_path(rule: Rule) -> str:
 
 def test_a_nul_in_the_submitted_address_is_just_a_failed_sign_in(client, organiser):
     assert log_in(client, email="anna\x00@example.org").status_code == 401
+
+
+def test_a_next_with_a_line_break_or_backslash_goes_to_the_console(app, organiser):
+    for target in ("/admin/\\evil.example.com", "/admin/\r\nSet-Cookie: x=1"):
+        response = log_in(app.test_client(), next=target)
+        assert response.status_code == 303
+        assert response.headers["Location"].endswith("/admin/"), target
+
+
+def test_an_absurd_page_number_in_the_audit_log_is_no_error(admin):
+    assert admin.get("/admin/audit?before=99999999999999999999999").status_code == 200

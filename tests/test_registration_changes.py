@@ -252,3 +252,42 @@ def test_public_calendar_sequence_rises_with_each_change_people_must_hear_of(cli
     assert public_sequence() == 1
     change(full_event, status="cancelled")
     assert public_sequence() == 2
+
+
+def test_a_follow_up_waits_for_the_new_end_when_the_session_moves_later(full_event):
+    change(full_event, recording_url="https://video.example.org/r/1")
+    new_start = full_event.starts_at + timedelta(days=6)
+    change(full_event, starts_at=new_start, ends_at=new_start + timedelta(hours=2))
+    [follow_up] = messages("follow_up")
+    assert follow_up.due_at == new_start + timedelta(hours=2)
+    dispatch(new_start)  # after the old end, before the new one
+    db.session.refresh(follow_up)
+    assert follow_up.status == "pending"
+
+
+def test_removing_the_recording_link_skips_the_unsent_follow_ups(full_event):
+    change(full_event, recording_url="https://video.example.org/r/1")
+    change(full_event, recording_url=None)
+    assert [(m.status, m.skip_reason) for m in messages("follow_up")] == [
+        ("skipped", "recording removed")]
+
+
+def test_someone_whose_confirmation_has_not_gone_yet_gets_it_with_the_new_details(app, client):
+    event = make_event(starts_at=NOW + timedelta(days=20))
+    sign_up(client, event.slug)  # not dispatched yet
+    change(event, title="Climate finance 102")
+    pending = [(m.kind, m.ical_sequence) for m in messages(status="pending")
+               if m.kind != "reminder"]
+    assert pending == [("confirmation", 1)]
+    dispatch(NOW + timedelta(hours=1))
+    [mail] = outbox(app)
+    assert str(mail["Subject"]) == "Confirmed: Climate finance 102"
+
+
+def test_an_attendee_cancelling_after_the_organisers_did_gets_no_second_cancellation(full_event):
+    change(full_event, status="cancelled")
+    seat = registration(full_event, "seat@example.org")
+    assert services.cancel(seat, NOW + timedelta(hours=2)) is True
+    db.session.commit()
+    assert len(messages("cancellation")) == 2  # the organisers' two, nothing more
+    assert seat.status == "cancelled"

@@ -1,5 +1,7 @@
 """The attendee's own page and cancelling: the link, the seat, the waiting list."""
 
+import re
+
 import sqlalchemy as sa
 
 from extensions import db
@@ -128,3 +130,32 @@ def test_cancelled_person_can_sign_up_again(client):
     sign_up(client, event.slug)
     statuses = sorted(r.status for r in db.session.scalars(sa.select(Registration)))
     assert statuses == ["cancelled", "confirmed"]
+
+
+def test_cancelling_works_over_https_without_a_referer(database_url, tmp_path):
+    from tests.conftest import base_config, make_app
+
+    config = base_config(database_url, tmp_path)
+    config["BASE_URL"] = "https://forum.example.org"
+    app = make_app(config)
+    with app.app_context():
+        client = app.test_client()
+        https = {"base_url": "https://forum.example.org"}
+        event = make_event()
+        page = client.get(f"/events/{event.slug}", **https).get_data(as_text=True)
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+        from tests.conftest import form_data
+
+        client.post(f"/events/{event.slug}/register", data=form_data(csrf_token=token), **https)
+        registration = registration_for("aiko.tanaka@example.org")
+        path = manage_path(registration)
+        manage = client.get(path, **https)
+        assert manage.headers["Referrer-Policy"] == "same-origin"
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"',
+                         manage.get_data(as_text=True)).group(1)
+        response = client.post(path + "/cancel", data={"csrf_token": csrf}, **https)
+        assert response.status_code == 303
+        db.session.refresh(registration)
+        assert registration.status == "cancelled"
+        db.session.remove()
+        db.engine.dispose()
