@@ -33,6 +33,7 @@ from notifications import planner
 from notifications.models import Message
 from organisers import auth
 from organisers.forms import EventForm
+from organisers.uploads import binary_kind
 from registration import programme, services
 from registration.forms import countries
 from registration.models import Event, Registration
@@ -48,11 +49,6 @@ UPLOAD_MAX_BYTES = programme.MAX_FILE_BYTES + 64 * 1024
 APPLY_MAX_BYTES = programme.MAX_FILE_BYTES * 4 // 3 + 64 * 1024
 PREVIEW_MAX_AGE_SECONDS = 3600
 # Signatures of the files people most often send instead of CSV.
-BINARY_SIGNATURES = {
-    b"PK\x03\x04": "an Excel workbook (or another zip file)",
-    b"\xd0\xcf\x11\xe0": "an old-style Excel workbook",
-    b"%PDF": "a PDF document",
-}
 TOO_LARGE = (f"The file is larger than {programme.MAX_FILE_BYTES // 1024 // 1024} MB; a "
              "programme is far smaller. Is it the right file? Nothing was changed.")
 # Messages sent to one person at a time, grouped by day in the timeline; the others go out in
@@ -520,8 +516,7 @@ def preview_upload():
     filename = "".join(ch for ch in upload.filename.replace("\\", "/").rsplit("/", 1)[-1]
                        if ch.isprintable())[:200] or "the file"
     data = upload.read(programme.MAX_FILE_BYTES + 1)
-    wrong_kind = next((name for signature, name in BINARY_SIGNATURES.items()
-                       if data.startswith(signature)), None)
+    wrong_kind = binary_kind(data)
     if wrong_kind or not filename.lower().endswith(".csv"):
         what = wrong_kind or "not a .csv file"
         return _render_upload(415, filename=filename, error=(

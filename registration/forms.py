@@ -54,6 +54,17 @@ def country_options(selected: str | None = None, locale: str = "en") -> Markup:
     return Markup(html)
 
 
+def email_key(address: str) -> str:
+    """How a person's address is compared: normalised as the sign-up form does (the domain
+    in its ASCII form), then case-folded; an address it can't read, just case-folded."""
+    try:
+        normalised = validate_email(address, check_deliverability=False,
+                                    allow_smtputf8=False).normalized
+    except EmailNotValidError:
+        normalised = address.strip()
+    return normalised.casefold()
+
+
 def clean_text(value: str | None) -> str:
     """Trim and NFC-normalise a typed value (typed content itself is kept as written)."""
     return unicodedata.normalize("NFC", (value or "").strip())
@@ -109,7 +120,7 @@ class SignupForm(FlaskForm):
             raise ValidationError(f"This email address does not look right: {exc}") from None
         self.email_normalised = result.normalized
         # email-validator lowercases only the domain; a person is the same whatever the case.
-        self.email_key = result.normalized.casefold()
+        self.email_key = email_key(result.normalized)
 
     def validate_affiliation(self, field):
         if field.data not in AFFILIATIONS:

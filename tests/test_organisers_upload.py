@@ -199,7 +199,7 @@ def test_a_change_the_service_refuses_is_shown_with_its_line_and_changes_nothing
     pytest.param(b"PK\x03\x04" + bytes(200), "programme.xlsx", "an Excel workbook", id="xlsx"),
     pytest.param(b"PK\x03\x04" + bytes(200), "programme.csv", "an Excel workbook",
                  id="xlsx-renamed"),
-    pytest.param(b"%PDF-1.7\n" + bytes(200), "programme.pdf", "a PDF document", id="pdf"),
+    pytest.param(b"%PDF-1.7\n" + bytes(200), "programme.pdf", "a PDF", id="pdf"),
     pytest.param(b"slug,title,starts_at,ends_at\n", "programme.txt", "not a .csv file",
                  id="txt"),
 ])
