@@ -72,19 +72,12 @@ def _now() -> datetime:
 
 
 def _event_or_404(slug: str, *, lock: bool = False) -> Event:
-    if len(slug) > 200 or "\x00" in slug:
-        # No slug is like this, and PostgreSQL refuses a NUL in a query rather than answer.
-        abort(404, description="No event has this address. See the list of events in the "
-                               "organisers' console.")
-    query = sa.select(Event).where(Event.slug == slug)
-    if lock:
-        # Read afresh under the lock: a sign-up may have taken a seat since the session loaded it.
-        query = query.with_for_update().execution_options(populate_existing=True)
-    event = db.session.scalar(query)
+    event = services.find_event(slug)
     if event is None:
         abort(404, description=f"No event has the slug {slug!r}. See the list of events in "
                                "the organisers' console.")
-    return event
+    # Read afresh under the lock: a sign-up may have taken a seat since the session loaded it.
+    return services.lock_event(event) if lock else event
 
 
 @bp.context_processor

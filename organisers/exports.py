@@ -26,7 +26,7 @@ from organisers.attendance import (
     read_attendance_report,
     record_attendance,
 )
-from registration import times
+from registration import services, times
 from registration.export import (
     XLSX_MIMETYPE,
     attendees_csv,
@@ -42,7 +42,7 @@ SHOWN_UNREGISTERED = 10
 # -- exports ------------------------------------------------------------------------------------
 
 def _event_or_404(slug: str) -> Event:
-    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
+    event = services.find_event(slug)
     if event is None:
         abort(404, description=f"No event has the slug {slug!r}.")
     return event

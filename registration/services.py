@@ -52,6 +52,13 @@ class Applicant:
     consent_version: str
 
 
+def find_event(slug: str) -> Event | None:
+    """The event with this slug, if any (a slug no event can have is not looked up)."""
+    if not slug or len(slug) > 80:
+        return None
+    return db.session.scalar(sa.select(Event).where(Event.slug == slug))
+
+
 def find_active(event: Event, email_key: str) -> Registration | None:
     """The person's active registration for this event, if any."""
     return db.session.scalar(

@@ -30,7 +30,7 @@ def _now():
 
 
 def _event_or_404(slug: str) -> Event:
-    event = db.session.scalar(sa.select(Event).where(Event.slug == slug))
+    event = services.find_event(slug)
     if event is None:
         abort(404, description="There is no session at this address. See the programme for "
                                "the sessions you can join.")
