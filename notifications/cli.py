@@ -1,10 +1,17 @@
-"""Command-line tools for the outbox: dispatch."""
+"""Command-line tools for the outbox: dispatch once, or run the worker."""
 
 from datetime import UTC, datetime
+from typing import NoReturn
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+
+
+def _refuse(ctx, text: str) -> NoReturn:
+    # One line that says what to fix, not click's usage block.
+    click.echo(f"Error: {text}", err=True)
+    ctx.exit(2)
 
 
 def parse_now(ctx, param, value: str | None) -> datetime | None:
@@ -14,15 +21,19 @@ def parse_now(ctx, param, value: str | None) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not an ISO 8601 time; write e.g. 2025-07-01T09:00:00Z"
-        ) from None
+        _refuse(ctx, f"--now {value!r} is not an ISO 8601 time; write e.g. 2025-07-01T09:00:00Z")
     if moment.tzinfo is None:
         # A bare local time would be read in whatever zone this machine is in: refuse to guess.
-        raise click.BadParameter(
-            f"{value!r} has no time zone; add Z or an offset, e.g. 2025-07-01T09:00:00Z"
-        )
+        _refuse(ctx, f"--now {value!r} has no time zone; add Z or an offset, "
+                     "e.g. 2025-07-01T09:00:00Z")
     return moment.astimezone(UTC)
+
+
+def _report(summary) -> None:
+    click.echo(str(summary))
+    if summary.stopped:
+        click.echo(f"dispatch stopped: {summary.stopped}", err=True)
+        raise SystemExit(1)
 
 
 @click.command("dispatch")
@@ -30,17 +41,42 @@ def parse_now(ctx, param, value: str | None) -> datetime | None:
               help="Send what is due at this instant instead of the current time.")
 @with_appcontext
 def dispatch_command(now):
-    """Send every email that is due, then print one summary line."""
+    """Send every email that is due, then print one summary line.
+
+    SIGTERM or Ctrl-C finishes the message in flight and leaves the rest pending.
+    """
     from notifications.dispatcher import dispatch_due
+    from notifications.worker import stop_on_signals
 
     clock = (lambda: now) if now else current_app.config["CLOCK"]
-    summary = dispatch_due(clock)
-    click.echo(str(summary))
-    if summary.stopped:
-        click.echo(f"dispatch stopped: {summary.stopped}", err=True)
-        raise SystemExit(1)
+    with stop_on_signals() as stopping:
+        summary = dispatch_due(clock, should_stop=stopping.is_set)
+    _report(summary)
+
+
+@click.command("worker")
+@click.option("--once", is_flag=True,
+              help="Run housekeeping and one dispatch of everything due, then exit.")
+@click.option("--now", metavar="ISO8601", callback=parse_now,
+              help="With --once: act at this instant instead of the current time.")
+@click.pass_context
+@with_appcontext
+def worker_command(ctx, once, now):
+    """Dispatch due email every DISPATCH_INTERVAL_SECONDS and do housekeeping daily, until
+    SIGTERM or Ctrl-C (which finish the message in flight and leave the rest pending)."""
+    from notifications import worker
+
+    if now and not once:
+        _refuse(ctx, "--now only goes with --once; a running worker follows the clock")
+    worker.configure_logging()
+    app = current_app._get_current_object()
+    if once:
+        _report(worker.run_once(app, (lambda: now) if now else None))
+        return
+    worker.run(app)
 
 
 def init_app(app):
     """Register the outbox commands on the app's CLI."""
     app.cli.add_command(dispatch_command)
+    app.cli.add_command(worker_command)

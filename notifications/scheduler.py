@@ -1,4 +1,5 @@
-"""The scheduler that runs the dispatcher: embedded in `flask run`, never under gunicorn."""
+"""The scheduler embedded in `flask run` for development (production runs `flask worker`);
+never under gunicorn."""
 
 import atexit
 import logging
@@ -25,38 +26,17 @@ def is_serving_process() -> bool:
     return not reload or is_running_from_reloader()
 
 
-def _dispatch_job(app) -> None:
-    from extensions import db
-    from notifications.dispatcher import dispatch_due
-
-    with app.app_context():
-        try:
-            summary = dispatch_due(app.config["CLOCK"])
-        finally:
-            db.session.remove()
-    if summary.claimed:
-        log.info("%s", summary)
-
-
 def start_embedded_if_serving(app):
     """Start one background dispatcher when this process is `flask run`'s serving process."""
     if app.config.get("SCHEDULER") != "embedded" or not is_serving_process():
         return None
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    # Memory job store: the job is fixed in code and the outbox lives in the database.
+    from notifications.worker import add_jobs
+
+    # Memory job store: the jobs are fixed in code and the outbox lives in the database.
     scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(
-        _dispatch_job,
-        "interval",
-        seconds=app.config["DISPATCH_INTERVAL_SECONDS"],
-        args=[app],
-        id="dispatch",
-        coalesce=True,
-        max_instances=1,
-        # A tick that starts late still runs (once, coalesced) rather than being dropped.
-        misfire_grace_time=None,
-    )
+    add_jobs(scheduler, app)
     scheduler.start()
     atexit.register(_shutdown, scheduler)
     app.extensions["notifications_scheduler"] = scheduler

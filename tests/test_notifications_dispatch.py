@@ -2,7 +2,6 @@
 never twice; the `flask dispatch` command and the embedded scheduler."""
 
 import email
-import socket
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
@@ -14,15 +13,15 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 import vobject
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from extensions import db
-from notifications import planner, scheduler
+from notifications import planner, scheduler, worker
 from notifications.dispatcher import claim, dispatch, dispatch_due, retry_delay
 from notifications.models import Message
 from notifications.transports import filename
 from tests.conftest import NOW, make_event, make_registration
+from tests.smtp_servers import SMTPServer, free_port
 
 JOIN = "https://meet.example.org/j/123456"
 
@@ -30,71 +29,18 @@ JOIN = "https://meet.example.org/j/123456"
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
 
-class SMTPHandler:
-    """A mail server that accepts, or answers what a test tells it to, and keeps what it got."""
-
-    def __init__(self):
-        self.delivered = []  # (mail_from, rcpt_tos, raw bytes)
-        self.rcpt_replies = {}  # address -> reply, e.g. "550 5.1.1 No such user"
-        self.mail_reply = None
-        self.data_reply = None
-        self.sessions = []
-        self.during_data = None  # called while the client waits for the DATA reply
-        self.lock = threading.Lock()
-
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        with self.lock:
-            if not any(s is session for s in self.sessions):
-                self.sessions.append(session)
-        if self.mail_reply:
-            return self.mail_reply
-        envelope.mail_from = address
-        return "250 OK"
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address in self.rcpt_replies:
-            return self.rcpt_replies[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.during_data:
-            self.during_data()
-        if self.data_reply:
-            return self.data_reply
-        with self.lock:
-            self.delivered.append(
-                (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
-            )
-        return "250 2.0.0 Ok: queued as 4F2A9"
-
-    def messages(self):
-        return [email.message_from_bytes(raw, policy=policy.default)
-                for _, _, raw in self.delivered]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def smtp(app):
     """A real SMTP server on a loopback port, and the app set to send through it."""
-    handler = SMTPHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    app.config.update(MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=controller.port,
-                      SMTP_TIMEOUT_SECONDS=5)
-    yield handler
-    controller.stop()
+    with SMTPServer() as server:
+        app.config.update(MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=server.port,
+                          SMTP_TIMEOUT_SECONDS=5)
+        yield server.handler
 
 
 @pytest.fixture
 def smtp_with_login(app):
     """A real SMTP server that wants AUTH (user "forum", password "s3cret") before MAIL."""
-    handler = SMTPHandler()
     logins = []
 
     def authenticator(server, session, envelope, mechanism, auth_data):
@@ -103,15 +49,12 @@ def smtp_with_login(app):
         logins.append((mechanism, ok))
         return AuthResult(success=ok, handled=False)  # handled=False: the server answers 535
 
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port(),
-                            authenticator=authenticator, auth_required=True,
-                            auth_require_tls=False)
-    controller.start()
-    app.config.update(MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=controller.port,
-                      SMTP_USERNAME="forum", SMTP_PASSWORD="s3cret")
-    handler.logins = logins
-    yield handler
-    controller.stop()
+    with SMTPServer(authenticator=authenticator, auth_required=True,
+                    auth_require_tls=False) as server:
+        app.config.update(MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=server.port,
+                          SMTP_USERNAME="forum", SMTP_PASSWORD="s3cret")
+        server.handler.logins = logins
+        yield server.handler
 
 
 def signed_up(event=None, **fields):
@@ -621,11 +564,17 @@ def test_flask_dispatch_without_now_uses_the_apps_clock(app, runner):
     ("yesterday", "not an ISO 8601 time"),
     ("2025-06-20T09:00:00", "no time zone"),
 ])
-def test_flask_dispatch_refuses_a_malformed_now_in_one_line(app, runner, value, words):
+def test_flask_dispatch_refuses_a_malformed_now_in_one_line_and_changes_nothing(
+    app, runner, smtp, value, words
+):
+    message = signed_up()
     result = runner.invoke(args=["dispatch", "--now", value])
     assert result.exit_code == 2
-    assert words in result.output
-    assert "Traceback" not in result.output
+    assert result.output.count("\n") == 1
+    assert words in result.output and "2025-07-01T09:00:00Z" in result.output
+    assert smtp.delivered == []
+    untouched = row(message.id)
+    assert (untouched.status, untouched.attempts, untouched.claim_token) == ("pending", 0, None)
 
 
 def test_flask_dispatch_exits_non_zero_when_the_server_refuses_us(app, runner, smtp):
@@ -669,12 +618,14 @@ def test_no_scheduler_starts_outside_flask_run(app):
         assert scheduler.start_embedded_if_serving(app) is None
 
 
-def test_flask_run_without_reloader_starts_one_dispatch_job(serving):
+def test_flask_run_without_reloader_starts_the_dispatch_and_housekeeping_jobs(serving):
     running = serving(reload=False)
     assert running is not None and running.running
-    job = running.get_job("dispatch")
-    assert job.coalesce is True and job.max_instances == 1
-    assert job.trigger.interval == timedelta(seconds=5)
+    dispatch_job, housekeeping = running.get_job("dispatch"), running.get_job("housekeeping")
+    assert dispatch_job.coalesce is True and dispatch_job.max_instances == 1
+    assert dispatch_job.trigger.interval == timedelta(seconds=5)
+    assert housekeeping.coalesce is True and housekeeping.max_instances == 1
+    assert housekeeping.trigger.interval == timedelta(days=1)
 
 
 def test_the_reloaders_parent_starts_no_scheduler_but_its_child_does(serving, monkeypatch):
@@ -692,6 +643,6 @@ def test_scheduler_off_starts_nothing(serving, app):
 
 def test_the_scheduled_job_dispatches_at_the_apps_clock(app, smtp):
     message = signed_up()
-    scheduler._dispatch_job(app)
+    worker.dispatch_job(app)
     assert len(smtp.delivered) == 1
     assert row(message.id).sent_at == NOW

@@ -1,0 +1,272 @@
+"""Dispatchers as real processes against one database and a real SMTP server: killed mid-send,
+several at once, and `flask worker` from start to SIGTERM."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from app import SETTING_NAMES
+from extensions import db
+from notifications import planner
+from notifications.dispatcher import dispatch
+from notifications.models import Message
+from registration import tokens
+from registration.models import Registration
+from tests.conftest import NOW, base_config, make_event, make_registration
+from tests.smtp_servers import SMTPServer
+
+ROOT = Path(__file__).resolve().parent.parent
+# Generous: a loaded CI machine starts a Flask process in seconds, not milliseconds.
+DEADLINE_SECONDS = 60
+
+
+def wait_for(condition, what: str, timeout: float = DEADLINE_SECONDS) -> None:
+    """Poll until condition() is true; fail saying what never happened."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {timeout:g} s waiting for {what}")
+        time.sleep(0.02)
+
+
+class FlaskProcess:
+    """`flask <args>` in a process of its own, its stdout and stderr kept in files."""
+
+    def __init__(self, args, env, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.stdout_path, self.stderr_path = folder / "stdout", folder / "stderr"
+        with open(self.stdout_path, "wb") as stdout, open(self.stderr_path, "wb") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "flask", *args], cwd=ROOT, env=env,
+                stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+            )
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait(self, timeout: float = DEADLINE_SECONDS) -> int:
+        """The exit code; fails the test (with the process's stderr) if it doesn't exit."""
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"flask process still running after {timeout:g} s:\n{self.stderr()}")
+
+    def kill(self) -> None:
+        """SIGKILL, if still running."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def processes():
+    """Start flask processes with start(args, env, folder); whatever is left is killed after."""
+    started = []
+
+    def start(args, env, folder):
+        started.append(FlaskProcess(args, env, folder))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+@pytest.fixture
+def server(app):
+    """A real SMTP server; the in-test app sends through it too."""
+    with SMTPServer() as server:
+        app.config.update(MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=server.port,
+                          SMTP_TIMEOUT_SECONDS=10)
+        yield server
+
+
+@pytest.fixture
+def env(database_url, tmp_path, server):
+    """The environment of a flask process on the test's database and SMTP server."""
+    settings = {name: str(value) for name, value in base_config(database_url, tmp_path).items()
+                if name in SETTING_NAMES}
+    settings.update(FLASK_APP="app", MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1",
+                    SMTP_PORT=str(server.port), SMTP_TIMEOUT_SECONDS="10")
+    return {**os.environ, **settings}
+
+
+def queue_confirmation(event, email, due_at=NOW) -> Message:
+    """A confirmation with invite for a new registration, due at due_at (not committed)."""
+    message = planner.queue_signup(make_registration(event, email=email), NOW)
+    message.due_at = due_at
+    return message
+
+
+def queue_confirmations(event, count: int) -> list[Message]:
+    """Many confirmations with invites, due at NOW (not committed)."""
+    messages = []
+    for n in range(count):
+        registration = Registration(
+            event=event, status="confirmed", name=f"Attendee {n}",
+            email=f"attendee{n}@example.org", email_key=f"attendee{n}@example.org",
+            organisation="City of Yokohama", affiliation="local_government", country="JP",
+            timezone="Asia/Tokyo", language="ja" if n % 3 == 0 else "en", registered_at=NOW,
+            confirmed_at=NOW, consent_at=NOW, consent_version="2025-06",
+            ical_uid=f"{uuid.uuid4()}@forum-signup", ical_sequence=0,
+        )
+        tokens.issue_token(registration)
+        db.session.add(registration)
+        messages.append(planner.queue_signup(registration, NOW))
+    return messages
+
+
+def commit(*messages) -> list[tuple[int, str]]:
+    """Commit; each message's id and Message-ID as plain values.
+
+    On SQLite every transaction holds the write lock (BEGIN IMMEDIATE), and touching a row after
+    a commit opens one: the test would lock out the processes it is watching.
+    """
+    db.session.flush()
+    keys = [(message.id, message.message_id) for message in messages]
+    db.session.commit()
+    return keys
+
+
+def read(message_id: int):
+    """The message's columns as plain values, the read transaction ended at once (see above)."""
+    values = db.session.execute(
+        sa.select(Message.__table__).where(Message.id == message_id)).one()
+    db.session.commit()
+    return values
+
+
+# --- Crashes -----------------------------------------------------------------------------------
+
+
+def test_a_dispatcher_killed_between_claim_and_send_is_replaced_after_its_lease_and_the_message_goes_once(  # noqa: E501
+    app, server, env, processes, tmp_path
+):
+    [(message_id, message_key)] = commit(queue_confirmation(make_event(), "a@example.org"))
+    stall = server.handler.stall_at_mail()
+    doomed = processes(["dispatch", "--now", "2025-06-20T09:00:00Z"], env, tmp_path / "doomed")
+    wait_for(stall.reached.is_set, "the dispatcher to start talking to the server")
+
+    lease = timedelta(seconds=app.config["CLAIM_LEASE_SECONDS"])
+    claimed = read(message_id)
+    assert claimed.claim_token is not None and claimed.lease_until == NOW + lease
+    doomed.kill()  # SIGKILL: no handler, no clean-up, the claim stays
+    assert doomed.process.returncode == -signal.SIGKILL
+    stall.release()
+
+    assert dispatch(NOW + lease - timedelta(seconds=1)).claimed == 0  # still leased
+    assert server.handler.delivered == []
+    assert dispatch(NOW + lease + timedelta(seconds=1)).sent == 1
+    assert server.handler.message_ids() == {message_key: 1}
+    sent = read(message_id)
+    assert (sent.status, sent.attempts, sent.claim_token) == ("sent", 1, None)
+
+
+# --- Several dispatchers -----------------------------------------------------------------------
+
+
+def test_four_dispatcher_processes_send_a_thousand_messages_each_exactly_once(
+    app, server, env, processes, tmp_path
+):
+    expected = {key for _, key in commit(*queue_confirmations(make_event(), 1000))}
+    # Hold every dispatcher at its first MAIL FROM until all four have claimed a batch, so
+    # they really do run side by side however long each takes to start.
+    stall = server.handler.stall_at_mail()
+    dispatchers = [
+        processes(["dispatch", "--now", NOW.isoformat()], {**env, "DISPATCH_BATCH_SIZE": "25"},
+                  tmp_path / f"dispatcher{n}")
+        for n in range(4)
+    ]
+    wait_for(lambda: len(server.handler.sessions) == 4, "four dispatchers to start sending")
+    stall.release()
+    assert [d.wait(timeout=180) for d in dispatchers] == [0, 0, 0, 0], dispatchers[0].stderr()
+
+    sent_by_each = [int(re.match(r"dispatch: (\d+) sent", d.stdout()).group(1))
+                    for d in dispatchers]
+    assert sum(sent_by_each) == 1000 and all(sent_by_each), sent_by_each
+    delivered = server.handler.message_ids()
+    assert set(delivered) == expected
+    assert set(delivered.values()) == {1}
+    left = db.session.execute(
+        sa.select(Message.status, Message.claim_token, sa.func.count())
+        .group_by(Message.status, Message.claim_token)
+    ).all()
+    assert left == [("sent", None, 1000)]
+
+
+# --- flask worker ------------------------------------------------------------------------------
+
+
+def test_flask_worker_sends_due_mail_and_on_sigterm_finishes_the_message_in_flight_and_gives_back_the_rest(  # noqa: E501
+    app, server, env, processes, tmp_path
+):
+    # The worker follows the real clock, so this test's times are real ones.
+    now = datetime.now(UTC)
+    event = make_event(starts_at=now + timedelta(days=30))
+    [(_, first)] = commit(queue_confirmation(event, "first@example.org",
+                                             due_at=now - timedelta(minutes=1)))
+    worker = processes(["worker"], {**env, "DISPATCH_INTERVAL_SECONDS": "1"}, tmp_path / "w")
+    wait_for(lambda: first in server.handler.message_ids(), "the worker to send the first message")
+
+    stall = server.handler.stall_at_mail()
+    (in_flight, in_flight_key), (waiting, _) = commit(
+        queue_confirmation(event, "second@example.org", due_at=now - timedelta(seconds=2)),
+        queue_confirmation(event, "third@example.org", due_at=now - timedelta(seconds=1)),
+    )
+    wait_for(stall.reached.is_set, "the worker to start sending the second message")
+    assert read(waiting).claim_token == read(in_flight).claim_token is not None
+
+    worker.process.send_signal(signal.SIGTERM)
+    wait_for(lambda: "SIGTERM received" in worker.stderr(), "the worker to take the signal")
+    stall.release()
+    assert worker.wait() == 0, worker.stderr()
+
+    log = worker.stderr()
+    assert re.search(r"worker \d+ started: dispatch every 1s, .* database (sqlite|postgresql)",
+                     log)
+    assert re.search(r"worker \d+ stopped", log)
+    assert "Traceback" not in log
+    assert read(in_flight).status == "sent"
+    given_back = read(waiting)
+    assert (given_back.status, given_back.claim_token, given_back.lease_until,
+            given_back.attempts) == ("pending", None, None, 0)
+    assert server.handler.message_ids() == {first: 1, in_flight_key: 1}
+
+
+def test_flask_worker_stops_on_ctrl_c_when_idle(server, env, processes, tmp_path):
+    worker = processes(["worker"], env, tmp_path / "w")
+    wait_for(lambda: "started" in worker.stderr(), "the worker to start")
+    worker.process.send_signal(signal.SIGINT)
+    assert worker.wait() == 0, worker.stderr()
+    assert "SIGINT received" in worker.stderr() and "stopped" in worker.stderr()
+
+
+def test_flask_worker_once_skips_expired_mail_and_sends_what_is_due(app, server, runner):
+    event = make_event()
+    expired = queue_confirmation(event, "expired@example.org")
+    expired.expires_at = NOW + timedelta(minutes=1)
+    (due, _), (expired, _) = commit(queue_confirmation(event, "due@example.org"), expired)
+    result = runner.invoke(args=["worker", "--once", "--now", "2025-06-20T09:05:00Z"])
+    assert result.exit_code == 0, result.output
+    assert "dispatch: 1 sent, 0 failed, 0 skipped, 0 retrying" in result.output
+    assert read(due).status == "sent"
+    assert (read(expired).status, read(expired).skip_reason) == ("skipped", "expired")
+
+
+def test_flask_worker_refuses_now_without_once_in_one_line(app, runner):
+    result = runner.invoke(args=["worker", "--now", "2025-06-20T09:05:00Z"])
+    assert result.exit_code == 2
+    assert result.output == "Error: --now only goes with --once; a running worker follows " \
+                            "the clock\n"
