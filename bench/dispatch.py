@@ -12,8 +12,6 @@ beside the figures; a missed aim is reported, never a failure.
 """
 
 import argparse
-import contextlib
-import io
 import multiprocessing
 import os
 import shutil
@@ -29,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.support.databases import database_url, postgres_admin, quiet  # noqa: E402
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SECRET_KEY = "bench-secret-key-" + uuid.uuid4().hex
@@ -104,15 +103,6 @@ class Sink:
 
 # -- databases and data ---------------------------------------------------------------------------
 
-def _quiet(function, *args):
-    """Call function with its stderr (Alembic's INFO lines) kept back unless it fails."""
-    buffer = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(buffer):
-            return function(*args)
-    except BaseException:
-        sys.stderr.write(buffer.getvalue())
-        raise
 
 
 def _config(url, workdir, sink_port, mark_batch=1):
@@ -146,7 +136,7 @@ def prepare(url, workdir, sink_port, count):
 
     app = create_app(_config(url, workdir, sink_port))
     with app.app_context():
-        _quiet(flask_migrate.upgrade)
+        quiet(flask_migrate.upgrade)
         starts_at = NOW + timedelta(days=30)
         events = [
             {"slug": f"bench-{n}", "title": f"Benchmark session {n}", "kind": "webinar",
@@ -389,10 +379,10 @@ def main(argv=None):
         if options.only != "postgresql":
             targets.append(("sqlite", f"sqlite:///{workdir / 'bench.sqlite3'}"))
         if options.only != "sqlite":
-            admin = _postgres_admin(options.admin_url)
+            admin = postgres_admin(options.admin_url)
             if admin is not None:
                 admin.execute(f'CREATE DATABASE "{pg_name}"')
-                targets.append(("postgresql", _database_url(options.admin_url, pg_name)))
+                targets.append(("postgresql", database_url(options.admin_url, pg_name)))
 
         rows = []
         base_rate = None
@@ -463,23 +453,8 @@ def main(argv=None):
     return 0
 
 
-def _postgres_admin(admin_url):
-    """A psycopg autocommit connection to the server's maintenance database, or None."""
-    import psycopg
-
-    try:
-        return psycopg.connect(admin_url, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        print(f"PostgreSQL at {admin_url} is unreachable ({str(exc).strip()[:120]}); "
-              "running SQLite only.")
-        return None
 
 
-def _database_url(admin_url, name):
-    import sqlalchemy as sa
-
-    url = sa.engine.make_url(admin_url).set(drivername="postgresql", database=name)
-    return url.render_as_string(hide_password=False)
 
 
 if __name__ == "__main__":

@@ -32,9 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
 import requests  # noqa: E402
 
+from bench.support.databases import database_url, postgres_admin, quiet  # noqa: E402
 from tests.servers import GunicornServer  # noqa: E402
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -56,15 +56,6 @@ NAMES = ["Aiko Tanaka", "田中 愛子", "Zoë Müller", "=cmd|' /C calc'!A0", "
          "José \"Pepe\" García", "Nguyễn Thị Minh", "-minus first", "Olu 🌍 Adeyemi"]
 
 
-def _quiet(function, *args):
-    """Call function with its stderr (Alembic's INFO lines) kept back unless it fails."""
-    buffer = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(buffer):
-            return function(*args)
-    except BaseException:
-        sys.stderr.write(buffer.getvalue())
-        raise
 
 
 def _env(url, workdir):
@@ -86,7 +77,7 @@ def prepare(url, workdir, rows):
 
     app = create_app(_env(url, workdir))
     with app.app_context():
-        _quiet(flask_migrate.upgrade)
+        quiet(flask_migrate.upgrade)
         now = datetime.now(UTC).replace(microsecond=0)
         db.session.execute(sa.insert(Event), [
             {"slug": f"bench-session-{n:02}", "title": f"Bench session {n}: climate finance",
@@ -310,23 +301,8 @@ def print_report(runs, options):
           "its VmRSS before. A missed aim is reported, not a failure.")
 
 
-def _postgres_admin(admin_url):
-    """A psycopg autocommit connection to the server's maintenance database, or None."""
-    import psycopg
-
-    try:
-        return psycopg.connect(admin_url, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        reason = (str(exc).strip().splitlines() or ["no reason given"])[0]
-        print(f"PostgreSQL at {admin_url} is unreachable ({reason}); running SQLite only.")
-        return None
 
 
-def _database_url(admin_url, name):
-    import sqlalchemy as sa
-
-    url = sa.engine.make_url(admin_url).set(drivername="postgresql", database=name)
-    return url.render_as_string(hide_password=False)
 
 
 def main(argv=None):
@@ -356,10 +332,10 @@ def main(argv=None):
             path = workdir / "export.sqlite3"
             targets.append(("sqlite", f"sqlite:///{path}", lambda path=path: sqlite_csv(path)))
         if options.only != "sqlite":
-            admin = _postgres_admin(options.admin_url)
+            admin = postgres_admin(options.admin_url)
             if admin is not None:
                 admin.execute(f'CREATE DATABASE "{pg_name}"')
-                pg_url = _database_url(options.admin_url, pg_name)
+                pg_url = database_url(options.admin_url, pg_name)
                 targets.append(("postgresql", pg_url, lambda url=pg_url: postgres_copy(url)))
         for database, url, baseline in targets:
             print(f"{database}: inserting {options.rows:,} registrations …", flush=True)

@@ -10,9 +10,7 @@ aim is reported, never a failure.
 """
 
 import argparse
-import contextlib
 import http.client
-import io
 import multiprocessing
 import os
 import re
@@ -31,9 +29,9 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE_DIR = ROOT / "bench" / "baseline"
 sys.path[:0] = [str(ROOT), str(BASELINE_DIR)]
-
 import signup_app as baseline  # noqa: E402
 
+from bench.support.databases import database_url, postgres_admin, quiet  # noqa: E402
 from tests.servers import GunicornServer  # noqa: E402
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -239,15 +237,6 @@ def run(database, app, app_spec, env, options, workdir, count_stored, pythonpath
 
 # -- databases -----------------------------------------------------------------------------------
 
-def _quiet(function, *args):
-    """Call function with its stderr (Alembic's INFO lines) kept back unless it fails."""
-    buffer = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(buffer):
-            return function(*args)
-    except BaseException:
-        sys.stderr.write(buffer.getvalue())
-        raise
 
 
 def _prepare_our_database(url, workdir):
@@ -262,7 +251,7 @@ def _prepare_our_database(url, workdir):
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": SECRET_KEY, "SCHEDULER": "off",
                       "MAIL_OUTBOX_DIR": str(workdir / "outbox")})
     with app.app_context():
-        _quiet(flask_migrate.upgrade)
+        quiet(flask_migrate.upgrade)
         now = datetime.now(UTC)
         db.session.add(Event(
             slug=SLUG, title="Benchmark session", kind="webinar", pillar="exchange",
@@ -285,23 +274,8 @@ def _prepare_our_database(url, workdir):
     return count_stored
 
 
-def _postgres_admin(admin_url):
-    """A psycopg autocommit connection to the server's maintenance database, or None."""
-    import psycopg
-
-    try:
-        return psycopg.connect(admin_url, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        reason = (str(exc).strip().splitlines() or ["no reason given"])[0]
-        print(f"PostgreSQL at {admin_url} is unreachable ({reason}); running SQLite only.")
-        return None
 
 
-def _database_url(admin_url, name):
-    import sqlalchemy as sa
-
-    url = sa.engine.make_url(admin_url).set(drivername="postgresql", database=name)
-    return url.render_as_string(hide_password=False)
 
 
 # -- the report ----------------------------------------------------------------------------------
@@ -388,10 +362,10 @@ def main(argv=None):
             targets.append(("sqlite", f"sqlite:///{workdir / 'ours.sqlite3'}",
                             f"sqlite:///{workdir / 'baseline.sqlite3'}"))
         if options.only != "sqlite":
-            admin = _postgres_admin(options.admin_url)
+            admin = postgres_admin(options.admin_url)
             if admin is not None:
                 admin.execute(f'CREATE DATABASE "{pg_name}"')
-                pg_url = _database_url(options.admin_url, pg_name)
+                pg_url = database_url(options.admin_url, pg_name)
                 targets.append(("postgresql", pg_url, pg_url))
         for database, our_url, baseline_url in targets:
             count_ours = _prepare_our_database(our_url, workdir)

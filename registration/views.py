@@ -157,7 +157,7 @@ def registered(slug):
 def manage(token):
     """The attendee's own page, reached only through the link in their email."""
     registration = services.find_by_token(token) or abort(404)
-    response = Response(render_template(
+    return _private_page(render_template(
         "registration/manage.html",
         registration=registration,
         event=registration.event,
@@ -165,8 +165,13 @@ def manage(token):
         now=_now(),
         calendar_links=calendar_links(registration.event),
     ))
+
+
+def _private_page(html: str) -> Response:
+    """A page reached by a manage link: never cached, and its address (a key) never sent on
+    as a Referer to another site; same-origin POSTs keep theirs."""
+    response = Response(html)
     response.headers["Cache-Control"] = "no-store"
-    # No Referer to other sites (the link is a key); same-origin POSTs keep theirs.
     response.headers["Referrer-Policy"] = "same-origin"
     return response
 
@@ -184,14 +189,10 @@ def cancel(token):
 def delete_data_confirm(token):
     """Ask before deleting: what goes, what stays, and that it can't be undone."""
     registration = services.find_by_token(token) or abort(404)
-    response = Response(render_template(
+    return _private_page(render_template(
         "registration/delete.html", registration=registration, event=registration.event,
         token=token,
     ))
-    response.headers["Cache-Control"] = "no-store"
-    # No Referer to other sites (the link is a key); same-origin POSTs keep theirs.
-    response.headers["Referrer-Policy"] = "same-origin"
-    return response
 
 
 @bp.post("/r/<token>/delete")
