@@ -203,7 +203,8 @@ def run(app) -> None:
                      stopping.signal_name)
             shut_down()
 
-        threading.Thread(target=on_stop, name="stop-on-signal", daemon=True).start()
+        stopper = threading.Thread(target=on_stop, name="stop-on-signal", daemon=True)
+        stopper.start()
         add_jobs(scheduler, app, should_stop=stopping.is_set,
                  worker_id=f"{socket.gethostname()}:{pid}", wrap=running.wrap, run_at_start=True)
         # A signal that came before the scheduler was running stops it as soon as it is.
@@ -218,4 +219,6 @@ def run(app) -> None:
         # The dispatch in flight sees the stop flag after its current message and gives back
         # the rest of its claims; wait for that before saying we stopped.
         running.wait_until_idle()
+        if stopping.is_set():
+            stopper.join(5)  # its line ("… received") comes before ours, however early it came
     log.info("worker %s stopped", pid)
