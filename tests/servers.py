@@ -64,6 +64,9 @@ class GunicornServer:
         fd = self._listener.fileno()
         command = [
             sys.executable, "-m", "gunicorn",
+            # Not the project's gunicorn.conf.py (read from the working folder by default): its
+            # threads would turn these sync workers into threaded ones behind our back.
+            "--config", os.devnull,
             "--bind", f"fd://{fd}",
             "--workers", str(self.workers),
             "--worker-class", self.worker_class,
