@@ -262,6 +262,26 @@ def outbox(app):
     return sorted(mails, key=lambda mail: order[mail["Message-ID"]])
 
 
+def signed_up(event=None, **fields):
+    """A registration with its sign-up email queued, committed; returns the message row."""
+    from notifications import planner
+
+    registration = make_registration(event or make_event(), **fields)
+    message = planner.queue_signup(registration, NOW, is_repeat=False)
+    db.session.commit()
+    return message
+
+
+def row(message_id: int):
+    """The outbox row as the database holds it now."""
+    from notifications.models import Message
+
+    return db.session.execute(
+        sa.select(Message).where(Message.id == message_id)
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 

@@ -20,7 +20,7 @@ from notifications import planner, scheduler, worker
 from notifications.dispatcher import claim, dispatch, dispatch_due, retry_delay
 from notifications.models import Message
 from notifications.transports import filename
-from tests.conftest import NOW, make_event, make_registration
+from tests.conftest import NOW, make_event, row, signed_up
 from tests.smtp_servers import SMTPServer, free_port
 
 JOIN = "https://meet.example.org/j/123456"
@@ -55,21 +55,6 @@ def smtp_with_login(app):
                           SMTP_USERNAME="forum", SMTP_PASSWORD="s3cret")
         server.handler.logins = logins
         yield server.handler
-
-
-def signed_up(event=None, **fields):
-    """A registration with its sign-up email queued, committed; returns the message row."""
-    registration = make_registration(event or make_event(), **fields)
-    message = planner.queue_signup(registration, NOW)
-    db.session.commit()
-    return message
-
-
-def row(message_id: int) -> Message:
-    return db.session.execute(
-        sa.select(Message).where(Message.id == message_id)
-        .execution_options(populate_existing=True)
-    ).scalar_one()
 
 
 def calendar_part(parsed):

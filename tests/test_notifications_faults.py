@@ -19,7 +19,7 @@ from notifications.dispatcher import (
     skip_expired,
 )
 from notifications.models import Message
-from tests.conftest import NOW, make_event, make_registration
+from tests.conftest import NOW, make_event, make_registration, row, signed_up
 from tests.smtp_servers import SMTPServer
 
 ADDRESS = "aiko.tanaka@example.org"
@@ -39,21 +39,6 @@ def server(app):
 def smtp(server):
     """The server, up."""
     return server.start().handler
-
-
-def signed_up(event=None, **fields):
-    """A registration with its sign-up email queued, committed; returns the message row."""
-    registration = make_registration(event or make_event(), **fields)
-    message = planner.queue_signup(registration, NOW)
-    db.session.commit()
-    return message
-
-
-def row(message_id: int) -> Message:
-    return db.session.execute(
-        sa.select(Message).where(Message.id == message_id)
-        .execution_options(populate_existing=True)
-    ).scalar_one()
 
 
 def attempt_times(message: Message) -> list[datetime]:
