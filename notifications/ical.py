@@ -1,5 +1,6 @@
 """iCalendar: the invite sent to one registrant (RFC 5546) and the public calendar downloads."""
 
+import functools
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -66,31 +67,59 @@ def invite(
         lines.append("The organisers cancelled this session." if event.is_cancelled
                      else "This registration is cancelled.")
 
+    email = attendee_email or registration.email
+    shared = _shared_lines(
+        method, sequence, _utc(now), _utc(event.starts_at), _utc(event.ends_at), event.title,
+        "\n\n".join(lines), join_url or event.location or None, join_url, organiser_email,
+        _display_name(organiser_name),
+    )
+    personal = _personal_lines(registration.ical_uid, email,
+                               _display_name(registration.name) or email)
+    return b"".join(personal.get(piece, piece) for piece in shared)
+
+
+# icalendar's output is deterministic and folds each content line on its own, so the part of
+# an invite every attendee of a session shares is built once (per batch, as DTSTAMP is the
+# batch's `now`) and only the UID and ATTENDEE lines are made per person: the same bytes as
+# building the whole invite each time, in a fraction of the time (PITFALLS, "The dispatcher").
+_PERSONAL = (b"UID", b"ATTENDEE")
+_CONTENT_LINE = re.compile(rb"[^ \r\n][^\r\n]*\r\n(?: [^\r\n]*\r\n)*")
+_NAME = re.compile(rb"[A-Z-]+")
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_lines(method, sequence, stamp, start, end, title, description, location, url,
+                  organiser_email, organiser_name) -> tuple[bytes, ...]:
     vevent = VEvent.new(
-        uid=registration.ical_uid,
+        uid="placeholder",
         sequence=sequence,
-        stamp=_utc(now),
-        start=_utc(event.starts_at),
-        end=_utc(event.ends_at),
-        summary=event.title,
-        description="\n\n".join(lines),
-        location=join_url or event.location or None,
-        url=join_url,
-        status="CONFIRMED" if is_request else "CANCELLED",
-        organizer=vCalAddress.new(organiser_email, cn=_display_name(organiser_name)),
-        attendees=[
-            vCalAddress.new(
-                attendee_email or registration.email,
-                cn=_display_name(registration.name) or attendee_email or registration.email,
-                rsvp=True,
-                partstat="NEEDS-ACTION",
-                role="REQ-PARTICIPANT",
-            )
-        ],
+        stamp=stamp,
+        start=start,
+        end=end,
+        summary=title,
+        description=description,
+        location=location,
+        url=url,
+        status="CONFIRMED" if method == "REQUEST" else "CANCELLED",
+        organizer=vCalAddress.new(organiser_email, cn=organiser_name),
+        attendees=[vCalAddress.new("attendee@placeholder.invalid")],
     )
     calendar = _calendar(method)
     calendar.add_component(vevent)
-    return calendar.to_ical()
+    pieces = []
+    for line in _CONTENT_LINE.findall(calendar.to_ical()):
+        name = _NAME.match(line).group()
+        pieces.append(name if name in _PERSONAL else line)
+    return tuple(pieces)
+
+
+def _personal_lines(uid: str, email: str, name: str) -> dict[bytes, bytes]:
+    vevent = VEvent()
+    vevent.add("uid", uid)
+    vevent.add("attendee", vCalAddress.new(email, cn=name, rsvp=True, partstat="NEEDS-ACTION",
+                                           role="REQ-PARTICIPANT"))
+    return {_NAME.match(line).group(): line
+            for line in _CONTENT_LINE.findall(vevent.to_ical())}
 
 
 def event_uid(event: Event) -> str:

@@ -189,3 +189,47 @@ def test_public_calendar_marks_a_cancelled_event_with_its_stored_higher_sequence
 def test_single_event_download_needs_no_calendar_name():
     data = ical.public_calendar([an_event()], "http://forum.example.org")
     assert b"X-WR-CALNAME" not in data
+
+
+def _whole_invite(event, registration, method, sequence, join_url, description):
+    """The invite built the plain way, all of it per person: what invite() must equal."""
+    from icalendar import vCalAddress
+
+    vevent = ical.VEvent.new(
+        uid=registration.ical_uid, sequence=sequence, stamp=NOW, start=event.starts_at,
+        end=event.ends_at, summary=event.title, description=description,
+        location=join_url or event.location or None, url=join_url,
+        status="CONFIRMED" if method == "REQUEST" else "CANCELLED",
+        organizer=vCalAddress.new("organisers@example.org", cn="Forum organisers"),
+        attendees=[vCalAddress.new(
+            registration.email, cn=ical._display_name(registration.name) or registration.email,
+            rsvp=True, partstat="NEEDS-ACTION", role="REQ-PARTICIPANT")],
+    )
+    calendar = ical._calendar(method)
+    calendar.add_component(vevent)
+    return calendar.to_ical()
+
+
+@pytest.mark.parametrize("name, email", [
+    ("Aiko Tanaka", "aiko.tanaka@example.org"),
+    ("田中 愛子 🌏" * 6, "tanaka@example.org"),
+    ('Ben "the Builder" O\'Connor, Jr.; PhD', "ben@example.org"),
+    ("", "nameless@example.org"),
+    ("x" * 190, "a-very-long-local-part-of-an-address-indeed@subdomain.example.org"),
+])
+@pytest.mark.parametrize("method, join_url", [
+    ("REQUEST", "https://meet.example.org/j/123456"), ("REQUEST", None), ("CANCEL", None),
+])
+def test_an_invite_built_from_the_shared_part_is_byte_for_byte_the_whole_build(
+    name, email, method, join_url
+):
+    event = an_event(title="Financement climat 🌍 " * 4, description="Ligne\nligne " * 30)
+    registration = a_registration(name=name, email=email, ical_uid=f"{email}-uid@forum-signup")
+    data = make_invite(method=method, sequence=2, event=event, registration=registration,
+                       join_url=join_url)
+    lines = [event.description.strip()]
+    if join_url:
+        lines.append(f"Join: {join_url}")
+    if method == "CANCEL":
+        lines.append("This registration is cancelled.")
+    assert data == _whole_invite(event, registration, method, 2, join_url, "\n\n".join(lines))
