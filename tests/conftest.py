@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import uuid
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email import policy
 from pathlib import Path
@@ -127,13 +128,28 @@ def make_app(config):
 
 
 @pytest.fixture
-def app(database_url, tmp_path):
+def app_with(database_url, tmp_path):
+    """Make the app on this test's fresh database with some settings changed (as environment
+    strings); use it as `with app_with(BASE_URL="https://…") as app:`, inside its context."""
+
+    @contextmanager
+    def make(**settings):
+        app = make_app({**base_config(database_url, tmp_path), **settings})
+        with app.app_context():
+            try:
+                yield app
+            finally:
+                db.session.remove()
+                db.engine.dispose()
+
+    return make
+
+
+@pytest.fixture
+def app(app_with):
     """The app on a fresh database, the clock fixed at NOW."""
-    app = make_app(base_config(database_url, tmp_path))
-    with app.app_context():
+    with app_with() as app:
         yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 @pytest.fixture
@@ -214,6 +230,18 @@ def make_event(**fields):
     return event
 
 
+# The attendee of most tests, as the form and the registration row both spell her.
+ATTENDEE = {
+    "name": "Aiko Tanaka",
+    "email": "aiko.tanaka@example.org",
+    "organisation": "City of Yokohama",
+    "affiliation": "local_government",
+    "country": "JP",
+    "timezone": "Asia/Tokyo",
+    "language": "en",
+}
+
+
 def make_registration(event, **fields):
     """Add a registration (confirmed, Tokyo, English) without going through the form."""
     from registration import tokens
@@ -222,13 +250,7 @@ def make_registration(event, **fields):
     values = {
         "event": event,
         "status": "confirmed",
-        "name": "Aiko Tanaka",
-        "email": "aiko.tanaka@example.org",
-        "organisation": "City of Yokohama",
-        "affiliation": "local_government",
-        "country": "JP",
-        "timezone": "Asia/Tokyo",
-        "language": "en",
+        **ATTENDEE,
         "registered_at": NOW,
         "confirmed_at": NOW,
         "consent_at": NOW,
@@ -296,13 +318,7 @@ def csrf_token(client, slug):
 
 def form_data(**overrides):
     data = {
-        "name": "Aiko Tanaka",
-        "email": "aiko.tanaka@example.org",
-        "organisation": "City of Yokohama",
-        "affiliation": "local_government",
-        "country": "JP",
-        "timezone": "Asia/Tokyo",
-        "language": "en",
+        **ATTENDEE,
         "consent": "y",
         "website": "",
     }

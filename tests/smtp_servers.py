@@ -59,7 +59,9 @@ class SMTPHandler:
         self.sessions = []
         self.during_data = None  # called while the client waits for the DATA reply
         self.stall_mail = None  # a Stall that holds every MAIL FROM until released
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        # Notified whenever a session starts sending or a message is delivered.
+        self.changed = threading.Condition(self.lock)
 
     def refuse_next(self, address: str, *replies: str) -> None:
         """Answer the next len(replies) RCPTs for this address with these replies, in order."""
@@ -74,6 +76,7 @@ class SMTPHandler:
         with self.lock:
             if not any(s is session for s in self.sessions):
                 self.sessions.append(session)
+                self.changed.notify_all()
         if self.stall_mail:
             await self.stall_mail.hold()
         if self.mail_reply:
@@ -99,7 +102,13 @@ class SMTPHandler:
             self.delivered.append(
                 (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
             )
+            self.changed.notify_all()
         return "250 2.0.0 Ok: queued as 4F2A9"
+
+    def wait_until(self, predicate, timeout: float) -> bool:
+        """Block until predicate() holds (checked on each new session or delivery)."""
+        with self.changed:
+            return self.changed.wait_for(predicate, timeout)
 
     def messages(self):
         """What was delivered, parsed."""

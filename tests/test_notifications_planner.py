@@ -12,7 +12,7 @@ from notifications.dispatcher import dispatch
 from notifications.models import Message
 from notifications.planner import parse_offsets, reminder_slots
 from registration import services
-from tests.conftest import NOW, base_config, make_app, make_event, outbox, sign_up
+from tests.conftest import NOW, make_event, outbox, sign_up
 
 DEFAULT = parse_offsets("7d,1d,1h")
 
@@ -143,16 +143,11 @@ def test_cancelled_registrations_pending_reminders_end_skipped_with_the_reason(c
     assert {(m.status, m.skip_reason) for m in reminders()} == {("skipped", "cancelled")}
 
 
-def test_custom_offsets_come_from_the_setting(database_url, tmp_path):
-    config = base_config(database_url, tmp_path)
-    config["REMINDER_OFFSETS"] = "2d,15m"
-    app = make_app(config)
-    with app.app_context():
+def test_custom_offsets_come_from_the_setting(app_with):
+    with app_with(REMINDER_OFFSETS="2d,15m") as app:
         event = make_event()
         sign_up(app.test_client(), event.slug)
         assert [m.detail["offset"] for m in reminders()] == ["2d", "15m"]
-        db.session.remove()
-        db.engine.dispose()
 
 
 # --- sending: windows, outages and what the reminders say ---------------------------------

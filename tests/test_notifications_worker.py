@@ -6,7 +6,7 @@ import re
 import signal
 import subprocess
 import sys
-import time
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,45 +29,68 @@ ROOT = Path(__file__).resolve().parent.parent
 DEADLINE_SECONDS = 60
 
 
-def wait_for(condition, what: str, timeout: float = DEADLINE_SECONDS) -> None:
-    """Poll until condition() is true; fail saying what never happened."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {timeout:g} s waiting for {what}")
-        time.sleep(0.02)
+def wait_for(happened: bool, what: str) -> None:
+    """Fail saying what never happened (the waits themselves block on events, not on time)."""
+    if not happened:
+        pytest.fail(f"gave up after {DEADLINE_SECONDS:g} s waiting for {what}")
 
 
 class FlaskProcess:
-    """`flask <args>` in a process of its own, its stdout and stderr kept in files."""
+    """`flask <args>` in a process of its own; its stdout kept in a file, its stderr read line
+    by line as it comes, so a test can wait for a line instead of polling."""
 
     def __init__(self, args, env, folder: Path):
         folder.mkdir(parents=True, exist_ok=True)
-        self.stdout_path, self.stderr_path = folder / "stdout", folder / "stderr"
-        with open(self.stdout_path, "wb") as stdout, open(self.stderr_path, "wb") as stderr:
+        self.stdout_path = folder / "stdout"
+        with open(self.stdout_path, "wb") as stdout:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "flask", *args], cwd=ROOT, env=env,
-                stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
             )
+        self._lines = []
+        self._ended = False
+        self._new_line = threading.Condition()
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+
+    def _read_stderr(self) -> None:
+        for line in self.process.stderr:
+            with self._new_line:
+                self._lines.append(line.decode(errors="replace"))
+                self._new_line.notify_all()
+        with self._new_line:
+            self._ended = True  # no more output: a waiter stops waiting
+            self._new_line.notify_all()
 
     def stdout(self) -> str:
         return self.stdout_path.read_text(errors="replace")
 
     def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
+        with self._new_line:
+            return "".join(self._lines)
+
+    def wrote(self, text: str, timeout: float = DEADLINE_SECONDS) -> bool:
+        """Block until the process has written text to stderr (False if it never does)."""
+        with self._new_line:
+            self._new_line.wait_for(
+                lambda: self._ended or text in "".join(self._lines), timeout)
+            return text in "".join(self._lines)
 
     def wait(self, timeout: float = DEADLINE_SECONDS) -> int:
         """The exit code; fails the test (with the process's stderr) if it doesn't exit."""
         try:
-            return self.process.wait(timeout)
+            code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             pytest.fail(f"flask process still running after {timeout:g} s:\n{self.stderr()}")
+        self._reader.join(timeout)
+        return code
 
     def kill(self) -> None:
         """SIGKILL, if still running."""
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        self._reader.join(DEADLINE_SECONDS)
 
 
 @pytest.fixture
@@ -157,7 +180,7 @@ def test_a_dispatcher_killed_between_claim_and_send_is_replaced_after_its_lease_
     [(message_id, message_key)] = commit(queue_confirmation(make_event(), "a@example.org"))
     stall = server.handler.stall_at_mail()
     doomed = processes(["dispatch", "--now", "2025-06-20T09:00:00Z"], env, tmp_path / "doomed")
-    wait_for(stall.reached.is_set, "the dispatcher to start talking to the server")
+    wait_for(stall.reached.wait(DEADLINE_SECONDS), "the dispatcher to start talking to the server")
 
     lease = timedelta(seconds=app.config["CLAIM_LEASE_SECONDS"])
     claimed = read(message_id)
@@ -189,7 +212,8 @@ def test_four_dispatcher_processes_send_a_thousand_messages_each_exactly_once(
                   tmp_path / f"dispatcher{n}")
         for n in range(4)
     ]
-    wait_for(lambda: len(server.handler.sessions) == 4, "four dispatchers to start sending")
+    wait_for(server.handler.wait_until(lambda: len(server.handler.sessions) == 4,
+                                       DEADLINE_SECONDS), "four dispatchers to start sending")
     stall.release()
     assert [d.wait(timeout=180) for d in dispatchers] == [0, 0, 0, 0], dispatchers[0].stderr()
 
@@ -218,18 +242,19 @@ def test_flask_worker_sends_due_mail_and_on_sigterm_finishes_the_message_in_flig
     [(_, first)] = commit(queue_confirmation(event, "first@example.org",
                                              due_at=now - timedelta(minutes=1)))
     worker = processes(["worker"], {**env, "DISPATCH_INTERVAL_SECONDS": "1"}, tmp_path / "w")
-    wait_for(lambda: first in server.handler.message_ids(), "the worker to send the first message")
+    wait_for(server.handler.wait_until(lambda: first in server.handler.message_ids(),
+                                       DEADLINE_SECONDS), "the worker to send the first message")
 
     stall = server.handler.stall_at_mail()
     (in_flight, in_flight_key), (waiting, _) = commit(
         queue_confirmation(event, "second@example.org", due_at=now - timedelta(seconds=2)),
         queue_confirmation(event, "third@example.org", due_at=now - timedelta(seconds=1)),
     )
-    wait_for(stall.reached.is_set, "the worker to start sending the second message")
+    wait_for(stall.reached.wait(DEADLINE_SECONDS), "the worker to start sending the second message")
     assert read(waiting).claim_token == read(in_flight).claim_token is not None
 
     worker.process.send_signal(signal.SIGTERM)
-    wait_for(lambda: "SIGTERM received" in worker.stderr(), "the worker to take the signal")
+    wait_for(worker.wrote("SIGTERM received"), "the worker to take the signal")
     stall.release()
     assert worker.wait() == 0, worker.stderr()
 
@@ -247,7 +272,7 @@ def test_flask_worker_sends_due_mail_and_on_sigterm_finishes_the_message_in_flig
 
 def test_flask_worker_stops_on_ctrl_c_when_idle(server, env, processes, tmp_path):
     worker = processes(["worker"], env, tmp_path / "w")
-    wait_for(lambda: "started" in worker.stderr(), "the worker to start")
+    wait_for(worker.wrote("started"), "the worker to start")
     worker.process.send_signal(signal.SIGINT)
     assert worker.wait() == 0, worker.stderr()
     assert "SIGINT received" in worker.stderr() and "stopped" in worker.stderr()

@@ -15,9 +15,7 @@ from tests.conftest import (
     NOW,
     ORGANISER_EMAIL,
     ORGANISER_PASSWORD,
-    base_config,
     log_in,
-    make_app,
     make_event,
 )
 
@@ -138,27 +136,18 @@ def test_sign_out_voids_the_session_everywhere(app, organiser):
     assert second.get("/admin/").status_code == 303
 
 
-def test_session_cookie_is_httponly_samesite_lax_and_secure_on_https(database_url, tmp_path):
-    config = base_config(database_url, tmp_path)
-    config["BASE_URL"] = "https://forum.example.org"
-    app = make_app(config)
-    with app.app_context():
+def test_session_cookie_is_httponly_samesite_lax_and_secure_on_https(app_with):
+    with app_with(BASE_URL="https://forum.example.org") as app:
         cookie = app.test_client().get("/admin/login").headers["Set-Cookie"]
         assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
-        db.session.remove()
-        db.engine.dispose()
 
 
 @pytest.fixture
-def limited_app(database_url, tmp_path):
-    config = base_config(database_url, tmp_path)
-    config.update(RATELIMIT_ENABLED="true", RATELIMIT_LOGIN_PER_ADDRESS="3 per 15 minutes",
-                  RATELIMIT_LOGIN_PER_IP="6 per hour")
-    app = make_app(config)
-    with app.app_context():
+def limited_app(app_with):
+    """The app with the sign-in limits on, and low (the other tests run with them off)."""
+    with app_with(RATELIMIT_ENABLED="true", RATELIMIT_LOGIN_PER_ADDRESS="3 per 15 minutes",
+                  RATELIMIT_LOGIN_PER_IP="6 per hour") as app:
         yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 def test_sign_in_is_throttled_per_submitted_address_known_or_not(limited_app):

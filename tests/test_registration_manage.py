@@ -132,13 +132,8 @@ def test_cancelled_person_can_sign_up_again(client):
     assert statuses == ["cancelled", "confirmed"]
 
 
-def test_cancelling_works_over_https_without_a_referer(database_url, tmp_path):
-    from tests.conftest import base_config, make_app
-
-    config = base_config(database_url, tmp_path)
-    config["BASE_URL"] = "https://forum.example.org"
-    app = make_app(config)
-    with app.app_context():
+def test_cancelling_works_over_https_without_a_referer(app_with):
+    with app_with(BASE_URL="https://forum.example.org") as app:
         client = app.test_client()
         https = {"base_url": "https://forum.example.org"}
         event = make_event()
@@ -157,5 +152,3 @@ def test_cancelling_works_over_https_without_a_referer(database_url, tmp_path):
         assert response.status_code == 303
         db.session.refresh(registration)
         assert registration.status == "cancelled"
-        db.session.remove()
-        db.engine.dispose()

@@ -10,26 +10,15 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from app import create_app
 from extensions import db
 from notifications.models import Message
 from notifications.planner import CONFIRMATIONS_PER_DAY
 from registration.models import Event, Registration
-from tests.conftest import CSRF_RE, base_config, form_data, make_event
+from tests.conftest import CSRF_RE, form_data, make_event
 from tests.servers import GunicornServer
 
 WORKERS = 4
 HTTP_TIMEOUT = 30  # seconds; a request that takes this long has hung (the race takes a few)
-
-
-@pytest.fixture
-def db_app(database_url, tmp_path):
-    """An app context on the test database, to set up and inspect what the server did."""
-    app = create_app(base_config(database_url, tmp_path))
-    with app.app_context():
-        yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 @pytest.fixture
@@ -101,7 +90,7 @@ def assert_server_logged_no_error(server):
     assert "Traceback" not in log and "database is locked" not in log, log
 
 
-def test_fifty_people_racing_for_five_seats_fill_them_and_queue_the_rest(server, db_app):
+def test_fifty_people_racing_for_five_seats_fill_them_and_queue_the_rest(server, app):
     event_id, slug = create_event(slug="last-five-seats", capacity=5)
     people = [{"name": f"Attendee {i}", "email": f"attendee-{i:02d}@example.org"}
               for i in range(50)]
@@ -131,7 +120,7 @@ def test_fifty_people_racing_for_five_seats_fill_them_and_queue_the_rest(server,
     ) == 50
 
 
-def test_one_person_sending_the_form_ten_times_at_once_is_registered_once(server, db_app):
+def test_one_person_sending_the_form_ten_times_at_once_is_registered_once(server, app):
     event_id, slug = create_event(slug="double-clicked", capacity=5)
     # The same person, the address typed in two ways that are the same mailbox.
     people = [{"email": "aiko.tanaka@example.org" if i % 2 else "Aiko.Tanaka@Example.org"}

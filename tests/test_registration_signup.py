@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from extensions import db
 from notifications.models import Message
 from registration.models import Registration
-from tests.conftest import NOW, base_config, csrf_token, form_data, make_app, make_event, sign_up
+from tests.conftest import NOW, csrf_token, form_data, make_event, sign_up
 
 
 def registrations():
@@ -197,16 +197,11 @@ def test_unknown_browser_time_zone_falls_back_to_the_events(client):
 
 
 @pytest.fixture
-def limited_client(database_url, tmp_path):
+def limited_client(app_with):
     """A client of an app with the rate limits on (the other tests run with them off)."""
-    config = base_config(database_url, tmp_path)
-    config.update(RATELIMIT_ENABLED="true", RATELIMIT_SIGNUP_PER_IP="15 per hour",
-                  RATELIMIT_SIGNUP_PER_EMAIL="4 per hour")
-    limited = make_app(config)
-    with limited.app_context():
+    with app_with(RATELIMIT_ENABLED="true", RATELIMIT_SIGNUP_PER_IP="15 per hour",
+                  RATELIMIT_SIGNUP_PER_EMAIL="4 per hour") as limited:
         yield limited.test_client()
-        db.session.remove()
-        db.engine.dispose()
 
 
 def test_rate_limit_per_email_answers_429_without_storing(limited_client):
