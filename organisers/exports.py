@@ -76,12 +76,6 @@ def _audit_export(event: Event | None, file_format: str, status: str | None) -> 
     db.session.commit()
 
 
-def _no_store(response: Response) -> Response:
-    # Personal data: no copy in a browser's or a proxy's cache.
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def _csv_download(event: Event | None) -> Response:
     status = _status_filter()
     filename = _filename(event, status, "csv")
@@ -89,7 +83,7 @@ def _csv_download(event: Event | None) -> Response:
     _audit_export(event, "csv", status)
     response = Response(stream_with_context(chunks), mimetype="text/csv")
     response.headers.set("Content-Disposition", "attachment", filename=filename)
-    return _no_store(response)
+    return response
 
 
 def _xlsx_download(event: Event | None) -> Response:
@@ -111,7 +105,7 @@ def _xlsx_download(event: Event | None) -> Response:
                          download_name=filename, conditional=False,
                          etag=False)
     response.content_length = size
-    return _no_store(response)
+    return response
 
 
 @bp.get("/events/<slug>/attendees.csv")

@@ -14,6 +14,16 @@ bp = Blueprint("organisers", __name__, url_prefix="/admin")
 SIGN_IN_FAILED = "Wrong email or password."
 
 
+@bp.after_app_request
+def _never_stored(response):
+    # Every console answer may show personal data or a form's token: no copy in a browser's or
+    # a proxy's cache. Keyed on the path, not the blueprint, so that the console's other
+    # blueprints, its error pages and its redirects are covered too.
+    if request.path == bp.url_prefix or request.path.startswith(bp.url_prefix + "/"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _now():
     return current_app.config["CLOCK"]()
 

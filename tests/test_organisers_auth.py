@@ -203,3 +203,23 @@ def test_a_next_with_a_line_break_or_backslash_goes_to_the_console(app, organise
 
 def test_an_absurd_page_number_in_the_audit_log_is_no_error(admin):
     assert admin.get("/admin/audit?before=99999999999999999999999").status_code == 200
+
+
+def test_every_console_answer_says_no_store_signed_in_or_not(app, organiser):
+    make_event()
+    signed_out, signed_in = app.test_client(), app.test_client()
+    assert log_in(signed_in).status_code == 303
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/admin"):
+            continue
+        path = _example_path(rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            for client in (signed_out, signed_in):
+                # No CSRF token: a POST is refused (400), which must not be cached either.
+                response = client.open(path, method=method)
+                assert response.headers.get("Cache-Control") == "no-store", (method, path)
+                checked += 1
+    assert checked > 20
+    # An address in the console that has no page is still the console's answer.
+    assert signed_in.get("/admin/no-such-page").headers.get("Cache-Control") == "no-store"
