@@ -150,8 +150,13 @@ def load_settings(env, instance_path):
         "ORGANISER_IDLE_MINUTES": _int("ORGANISER_IDLE_MINUTES",
                                        get("ORGANISER_IDLE_MINUTES", "60"), 1, 24 * 60),
         "PASSWORD_HASH_METHOD": get("PASSWORD_HASH_METHOD", "scrypt:131072:8:1"),
-        "RATELIMIT_LOGIN_PER_ADDRESS": get("RATELIMIT_LOGIN_PER_ADDRESS", "10 per 15 minutes"),
+        # Sign-in (organisers/throttle.py): every attempt per IP; failures per address and IP;
+        # failures per address from browsers that never signed in to it, looser than one IP can
+        # reach, so that only an attack from many IPs locks new browsers out.
         "RATELIMIT_LOGIN_PER_IP": get("RATELIMIT_LOGIN_PER_IP", "60 per hour"),
+        "RATELIMIT_LOGIN_PER_ADDRESS_IP": get("RATELIMIT_LOGIN_PER_ADDRESS_IP",
+                                              "10 per 15 minutes"),
+        "RATELIMIT_LOGIN_PER_ADDRESS": get("RATELIMIT_LOGIN_PER_ADDRESS", "100 per hour"),
         "REMINDER_OFFSETS": _offsets(get("REMINDER_OFFSETS", "7d,1d,1h")),
         "RETENTION_DAYS": _int("RETENTION_DAYS", get("RETENTION_DAYS", "90"), 1, 3650),
         "PRIVACY_NOTICE_VERSION": get("PRIVACY_NOTICE_VERSION", "2025-06"),
@@ -180,7 +185,8 @@ def load_settings(env, instance_path):
     from limits import parse
 
     for name in ("RATELIMIT_SIGNUP_PER_IP", "RATELIMIT_SIGNUP_PER_EMAIL",
-                 "RATELIMIT_LOGIN_PER_ADDRESS", "RATELIMIT_LOGIN_PER_IP"):
+                 "RATELIMIT_LOGIN_PER_ADDRESS", "RATELIMIT_LOGIN_PER_ADDRESS_IP",
+                 "RATELIMIT_LOGIN_PER_IP"):
         try:
             parse(settings[name])
         except ValueError:
@@ -203,7 +209,7 @@ SETTING_NAMES = {
     "RATELIMIT_SIGNUP_PER_IP", "RATELIMIT_SIGNUP_PER_EMAIL", "PRIVACY_NOTICE_VERSION",
     "PROGRAMME_NAME", "TRUSTED_PROXIES", "REMINDER_OFFSETS", "RETENTION_DAYS",
     "ORGANISER_IDLE_MINUTES", "PASSWORD_HASH_METHOD", "RATELIMIT_LOGIN_PER_ADDRESS",
-    "RATELIMIT_LOGIN_PER_IP",
+    "RATELIMIT_LOGIN_PER_IP", "RATELIMIT_LOGIN_PER_ADDRESS_IP",
     "EMAIL_CHECK_DELIVERABILITY", "MAX_FORM_BYTES",
 }
 

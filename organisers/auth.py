@@ -113,6 +113,8 @@ def login_required(view):
             target = request.full_path if request.method == "GET" else None
             return redirect(url_for("organisers.login", next=target), 303)
         g.organiser = organiser
+        # For the audit log: services are handed the client's address, never the request.
+        g.client_ip = request.remote_addr
         return view(*args, **kwargs)
 
     wrapped.login_required = True
@@ -125,8 +127,10 @@ def _printable(text: str, limit: int) -> str:
 
 
 def audit(action: str, target: str = "", detail: dict | None = None, *,
-          organiser: Organiser | None = None, actor: str | None = None) -> AuditEntry:
-    """Add an entry to the audit log (flushed with the change it records; never committed)."""
+          organiser: Organiser | None = None, actor: str | None = None,
+          ip: str | None = None) -> AuditEntry:
+    """Add an entry to the audit log (flushed with the change it records; never committed).
+    The organiser and client address default to those login_required saw for this request."""
     organiser = organiser or g.get("organiser")
     entry = AuditEntry(
         at=current_app.config["CLOCK"](),
@@ -135,7 +139,7 @@ def audit(action: str, target: str = "", detail: dict | None = None, *,
         action=action,
         target=_printable(target, 200),
         detail=detail,
-        ip=(request.remote_addr if request else None),
+        ip=ip or g.get("client_ip"),
     )
     db.session.add(entry)
     return entry

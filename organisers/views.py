@@ -4,7 +4,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 
 from extensions import db, limiter
-from organisers import auth
+from organisers import auth, throttle
 from organisers.events import dashboard_rows
 from organisers.forms import LoginForm
 from organisers.models import AuditEntry
@@ -28,11 +28,6 @@ def _now():
     return current_app.config["CLOCK"]()
 
 
-def _login_key() -> str:
-    """Rate-limit key: the submitted address, case-folded, whether or not an account has it."""
-    return "login:" + auth.email_key(request.form.get("email") or "")[:320]
-
-
 def _safe_next(target: str | None) -> str:
     # Only a page of the console itself: never another site, nor a scheme-relative //host,
     # nor anything a Location header can't carry.
@@ -44,8 +39,10 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN_PER_IP"], methods=["POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN_PER_ADDRESS_IP"], methods=["POST"],
+               key_func=throttle.address_ip_key, deduct_when=throttle.failed)
 @limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN_PER_ADDRESS"], methods=["POST"],
-               key_func=_login_key)
+               key_func=throttle.address_key, deduct_when=throttle.failed)
 def login():
     """Sign in with email and password; 303 to the console (or the page asked for)."""
     form = LoginForm()
@@ -58,15 +55,17 @@ def login():
     address = (form.email.data or "").strip()
     organiser = auth.authenticate(address, form.password.data or "")
     if organiser is None:
-        auth.audit("sign-in failed", actor=auth.email_key(address)[:320])
+        auth.audit("sign-in failed", actor=auth.email_key(address)[:320], ip=request.remote_addr)
         db.session.commit()
         return render_template("organisers/login.html", form=form, error=SIGN_IN_FAILED,
                                next=request.form.get("next", "")), 401
     target = _safe_next(request.form.get("next"))
-    auth.start_session(organiser, _now())
-    auth.audit("signed in", organiser=organiser)
+    now = _now()
+    auth.start_session(organiser, now)
+    auth.audit("signed in", organiser=organiser, ip=request.remote_addr)
     db.session.commit()
-    return redirect(target, 303)
+    throttle.forget_failures()
+    return throttle.remember_device(redirect(target, 303), now)
 
 
 @bp.post("/logout")

@@ -166,9 +166,8 @@ ORGANISER_EMAIL = "anna.organiser@example.org"
 ORGANISER_PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture
-def organiser(app):
-    """An organiser account (password ORGANISER_PASSWORD)."""
+def make_organiser():
+    """Add an organiser account (password ORGANISER_PASSWORD) to the current app's database."""
     from organisers import auth
     from organisers.models import Organiser
 
@@ -177,6 +176,12 @@ def organiser(app):
     db.session.add(account)
     db.session.commit()
     return account
+
+
+@pytest.fixture
+def organiser(app):
+    """An organiser account (password ORGANISER_PASSWORD)."""
+    return make_organiser()
 
 
 def log_in(client, email=ORGANISER_EMAIL, password=ORGANISER_PASSWORD, next=""):

@@ -17,6 +17,7 @@ from tests.conftest import (
     ORGANISER_PASSWORD,
     log_in,
     make_event,
+    make_organiser,
 )
 
 
@@ -144,17 +145,93 @@ def test_session_cookie_is_httponly_samesite_lax_and_secure_on_https(app_with):
 
 @pytest.fixture
 def limited_app(app_with):
-    """The app with the sign-in limits on, and low (the other tests run with them off)."""
-    with app_with(RATELIMIT_ENABLED="true", RATELIMIT_LOGIN_PER_ADDRESS="3 per 15 minutes",
-                  RATELIMIT_LOGIN_PER_IP="6 per hour") as app:
+    """The app with the sign-in limits on, and low (the other tests run with them off), and the
+    organiser's account. One IP can make at most 6 attempts an hour, so only several IPs
+    together reach 9 failures. (No `app` beside it: the limiter is one object, and the app made
+    last would switch it off.)"""
+    with app_with(RATELIMIT_ENABLED="true", RATELIMIT_LOGIN_PER_IP="6 per hour",
+                  RATELIMIT_LOGIN_PER_ADDRESS_IP="3 per 15 minutes",
+                  RATELIMIT_LOGIN_PER_ADDRESS="9 per hour") as app:
+        make_organiser()
         yield app
 
 
-def test_sign_in_is_throttled_per_submitted_address_known_or_not(limited_app):
-    client = limited_app.test_client()
+def client_at(app, ip):
+    """A fresh browser (no cookies) whose requests come from this address."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = ip
+    return client
+
+
+def test_sign_in_is_throttled_per_address_and_ip_known_or_not(limited_app):
     for address in ("nobody@example.org", ORGANISER_EMAIL):
-        codes = [log_in(client, email=address, password="wrong").status_code for _ in range(4)]
+        attacker = client_at(limited_app, "192.0.2.1")
+        codes = [log_in(attacker, email=address, password="wrong").status_code
+                 for _ in range(4)]
         assert codes == [401, 401, 401, 429], address
+
+
+def test_the_attacking_ip_is_refused_even_the_right_password(limited_app):
+    attacker = client_at(limited_app, "192.0.2.1")
+    for _ in range(3):
+        assert log_in(attacker, password="wrong").status_code == 401
+    assert log_in(attacker).status_code == 429
+
+
+def test_an_attack_from_one_ip_leaves_the_organiser_at_another_ip_her_way_in(
+        limited_app):
+    attacker = client_at(limited_app, "192.0.2.1")
+    codes = [log_in(attacker, password=f"guess {n}").status_code for n in range(6)]
+    assert codes == [401] * 3 + [429] * 3
+    response = log_in(client_at(limited_app, "198.51.100.7"))
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/admin/")
+
+
+def test_a_right_password_resets_the_failures_of_its_address_and_ip(app_with):
+    with app_with(RATELIMIT_ENABLED="true", RATELIMIT_LOGIN_PER_IP="100 per hour",
+                  RATELIMIT_LOGIN_PER_ADDRESS_IP="3 per 15 minutes",
+                  RATELIMIT_LOGIN_PER_ADDRESS="9 per hour") as app:
+        make_organiser()
+        client = client_at(app, "198.51.100.7")
+        for _ in range(4):  # an organiser who mistypes twice every time she signs in
+            assert [log_in(client, password="typo").status_code for _ in range(2)] == [401, 401]
+            assert log_in(client).status_code == 303
+        codes = [log_in(client, password="typo").status_code for _ in range(3)]
+        assert codes == [401, 401, 401]
+
+
+def test_many_ips_lock_an_address_for_new_browsers_but_not_for_one_that_signed_in_before(
+        limited_app):
+    known_browser = client_at(limited_app, "198.51.100.7")
+    assert log_in(known_browser).status_code == 303
+    cookie = known_browser.get_cookie("organiser_device", path="/admin/login")
+    assert cookie is not None and cookie.http_only and cookie.same_site == "Strict"
+    for address in (ORGANISER_EMAIL, "nobody@example.org"):
+        for n in range(3):
+            attacker = client_at(limited_app, f"203.0.113.{n + 1}")
+            codes = [log_in(attacker, email=address, password="wrong").status_code
+                     for _ in range(3)]
+            assert codes == [401, 401, 401], (address, n)
+        # Nine failures from three IPs: a new browser anywhere waits, known account or not.
+        newcomer = client_at(limited_app, "203.0.113.99")
+        assert log_in(newcomer, email=address, password="wrong").status_code == 429, address
+    assert log_in(client_at(limited_app, "203.0.113.99")).status_code == 429
+    # The organiser's own browser, from yet another network, gets in.
+    known_browser.environ_base["REMOTE_ADDR"] = "192.0.2.200"
+    assert log_in(known_browser).status_code == 303
+
+
+def test_a_forged_or_foreign_device_cookie_does_not_lift_the_lock(limited_app):
+    other_browser = client_at(limited_app, "198.51.100.8")
+    assert log_in(other_browser, email="nobody@example.org", password="wrong").status_code == 401
+    for n in range(3):
+        attacker = client_at(limited_app, f"203.0.113.{n + 1}")
+        for _ in range(3):
+            log_in(attacker, password="wrong")
+    forged = client_at(limited_app, "203.0.113.50")
+    forged.set_cookie("organiser_device", "made-up", path="/admin/login")
+    assert log_in(forged).status_code == 429
 
 
 def test_sign_in_is_throttled_per_ip(limited_app):
@@ -162,6 +239,14 @@ def test_sign_in_is_throttled_per_ip(limited_app):
     codes = [log_in(client, email=f"p{i}@example.org", password="wrong").status_code
              for i in range(7)]
     assert codes == [401] * 6 + [429]
+
+
+def test_the_audit_log_records_the_address_the_sign_in_came_from(app, organiser):
+    log_in(client_at(app, "198.51.100.7"), password="wrong")
+    log_in(client_at(app, "198.51.100.8"))
+    entries = db.session.scalars(sa.select(AuditEntry).order_by(AuditEntry.id)).all()
+    assert [(e.action, e.ip) for e in entries] == [("sign-in failed", "198.51.100.7"),
+                                                   ("signed in", "198.51.100.8")]
 
 
 def test_every_admin_route_but_login_requires_a_signed_in_organiser(app, client):
