@@ -223,15 +223,28 @@ def test_many_ips_lock_an_address_for_new_browsers_but_not_for_one_that_signed_i
 
 
 def test_a_forged_or_foreign_device_cookie_does_not_lift_the_lock(limited_app):
-    other_browser = client_at(limited_app, "198.51.100.8")
-    assert log_in(other_browser, email="nobody@example.org", password="wrong").status_code == 401
+    colleague = Organiser(email="ben@example.org", created_at=NOW,
+                          password_hash=auth.hash_password("another long password"))
+    db.session.add(colleague)
+    db.session.commit()
+    colleagues_browser = client_at(limited_app, "198.51.100.8")
+    assert log_in(colleagues_browser, email="ben@example.org",
+                  password="another long password").status_code == 303
     for n in range(3):
         attacker = client_at(limited_app, f"203.0.113.{n + 1}")
         for _ in range(3):
-            log_in(attacker, password="wrong")
+            assert log_in(attacker, password="wrong").status_code == 401
     forged = client_at(limited_app, "203.0.113.50")
     forged.set_cookie("organiser_device", "made-up", path="/admin/login")
     assert log_in(forged).status_code == 429
+    # Ben's browser has a device cookie, but for Ben: for Anna's address it is a new browser.
+    assert log_in(colleagues_browser).status_code == 429
+
+
+def test_the_addresses_of_one_ipv6_network_count_as_one_client(limited_app):
+    codes = [log_in(client_at(limited_app, f"2001:db8:1:2::{n}"), password="wrong").status_code
+             for n in range(1, 5)]
+    assert codes == [401, 401, 401, 429]
 
 
 def test_sign_in_is_throttled_per_ip(limited_app):
