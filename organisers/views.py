@@ -5,7 +5,7 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 
 from extensions import db, limiter
 from organisers import auth
-from organisers.events import dashboard_rows
+from organisers.dashboard import dashboard_rows
 from organisers.forms import LoginForm
 from organisers.models import AuditEntry
 
