@@ -22,7 +22,7 @@ from sqlalchemy.orm import joinedload
 from extensions import db
 from notifications import transports
 from notifications.mail import UnsendableMessage, build_message
-from notifications.models import Message
+from notifications.models import SEAT_ONLY_KINDS, Message
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,6 @@ log = logging.getLogger(__name__)
 FIRST_RETRY_SECONDS = 60
 MAX_RETRY_SECONDS = 3600
 LAST_TRY_BEFORE_EXPIRY = timedelta(minutes=1)
-# Messages only a seat holder gets; a waiting-list person hears nothing of these.
-SEAT_ONLY_KINDS = ("confirmation", "promotion", "reminder", "follow_up")
 # The attempt log keeps the latest attempts only, so a row stays small through a long outage.
 ATTEMPT_LOG_LIMIT = 20
 REPLY_LIMIT = 500

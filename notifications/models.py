@@ -12,6 +12,11 @@ MESSAGE_KINDS = (
     "confirmation", "waitlisted", "promotion", "cancellation", "reminder", "update", "follow_up"
 )
 MESSAGE_STATUSES = ("pending", "sent", "failed", "skipped")
+# Kinds only a person with a seat gets: the waiting list hears nothing of these.
+SEAT_ONLY_KINDS = frozenset({"confirmation", "promotion", "reminder", "follow_up"})
+# Kinds that may carry the join link, to a person with a seat: those above but the follow-up
+# (it brings the recording instead), and an update of the invite.
+JOIN_LINK_KINDS = (SEAT_ONLY_KINDS - {"follow_up"}) | {"update"}
 
 
 class Message(db.Model):

@@ -10,8 +10,6 @@ from functools import lru_cache
 from babel.dates import format_datetime
 from flask import (
     Blueprint,
-    abort,
-    current_app,
     flash,
     g,
     redirect,
@@ -19,36 +17,24 @@ from flask import (
     request,
     url_for,
 )
-from werkzeug.exceptions import RequestEntityTooLarge
 
-from extensions import csrf, db
+from extensions import db
 from notifications import planner
 from organisers import auth, editing, programme_upload
 from organisers.editing import EditRefused
 from organisers.forms import EventForm
 from organisers.programme_upload import PreviewStale, UploadRefused
 from organisers.timeline import KIND_LABELS, event_overview
-from registration import programme, services
+from organisers.uploads import upload_limit
+from registration import programme, times
 from registration.forms import countries
+from registration.lookup import event_or_404
 from registration.models import Event
 from registration.times import zone, zone_names
 
 bp = Blueprint("organiser_events", __name__, url_prefix="/admin")
 
 _DATETIME_LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?")
-
-
-def _now() -> datetime:
-    return current_app.config["CLOCK"]()
-
-
-def _event_or_404(slug: str, *, lock: bool = False) -> Event:
-    event = services.find_event(slug)
-    if event is None:
-        abort(404, description=f"No event has the slug {slug!r}. See the list of events in "
-                               "the organisers' console.")
-    # Read afresh under the lock: a sign-up may have taken a seat since the session loaded it.
-    return services.lock_event(event) if lock else event
 
 
 @bp.context_processor
@@ -127,7 +113,7 @@ def _with_errors(form: EventForm, refused: EditRefused) -> EventForm:
 
 
 def _render_event(event: Event, form: EventForm, status: int = 200, error: str | None = None):
-    now = _now()
+    now = times.now()
     return render_template(
         "organisers/event.html", event=event, form=form, error=error, now=now,
         **event_overview(event, now, zone(_organiser_zone())),
@@ -149,7 +135,7 @@ def new_event():
         return _render_new(form)
     form = EventForm()
     try:
-        event, values = editing.create_event(form.cells(programme.COLUMNS), _now())
+        event, values = editing.create_event(form.cells(programme.COLUMNS), times.now())
     except EditRefused as refused:
         return _render_new(_with_errors(form, refused), refused.status, refused.error)
     auth.audit("event created", event.slug, {"fields": sorted(values)})
@@ -162,7 +148,7 @@ def new_event():
 @auth.login_required
 def event_page(slug):
     """One event: its attendees and waiting list, its messages, and the form to edit it."""
-    event = _event_or_404(slug)
+    event = event_or_404(slug)
     return _render_event(event, EventForm(formdata=None, data=_form_data(event)))
 
 
@@ -170,11 +156,11 @@ def event_page(slug):
 @auth.login_required
 def save_event(slug):
     """Change an event through the same service as the importer, so people are told alike."""
-    event = _event_or_404(slug, lock=True)
+    event = event_or_404(slug, lock=True)
     form = EventForm()
     try:
         change = editing.change_event(
-            event, form.cells(programme.COLUMNS), _now(),
+            event, form.cells(programme.COLUMNS), times.now(),
             keep_attendees=form.keep_attendees.data, confirm_cancel=form.confirm_cancel.data)
     except EditRefused as refused:
         return _render_event(event, _with_errors(form, refused), refused.status, refused.error)
@@ -194,8 +180,8 @@ def save_event(slug):
 @auth.login_required
 def retry_failed(slug):
     """Send the event's failed messages again, those still inside their window."""
-    event = _event_or_404(slug)
-    retried, too_late = planner.retry_failed(event.id, _now())
+    event = event_or_404(slug)
+    retried, too_late = planner.retry_failed(event.id, times.now())
     late_text = editing.retry_summary(too_late)
     if not retried:
         error = ("Nothing to retry: there are no failed messages." if not too_late
@@ -235,17 +221,16 @@ def upload_form():
     return _render_upload()
 
 
+def _too_large():
+    return _render_upload(413, error=programme_upload.TOO_LARGE)
+
+
 @bp.post("/programme")
-@csrf.exempt  # checked below, once the larger limit for this form is in place
 @auth.login_required
+@upload_limit(programme_upload.UPLOAD_MAX_BYTES, _too_large)
 def preview_upload():
     """Check an uploaded programme and show what applying it would do; nothing is applied."""
-    request.max_content_length = programme_upload.UPLOAD_MAX_BYTES
-    try:
-        csrf.protect()
-        upload = request.files.get("file")
-    except RequestEntityTooLarge:
-        return _render_upload(413, error=programme_upload.TOO_LARGE)
+    upload = request.files.get("file")
     if upload is None or not upload.filename:
         return _render_upload(422, error="Choose the programme's CSV file to upload.")
     filename = programme_upload.shown_filename(upload.filename)
@@ -254,7 +239,7 @@ def preview_upload():
         programme_upload.check_file(filename, data)
     except UploadRefused as refused:
         return _render_upload(refused.status, filename=filename, error=refused.error)
-    rows, plans, problems = programme_upload.preview(data, _now())
+    rows, plans, problems = programme_upload.preview(data, times.now())
     auth.audit("programme previewed", filename,
                {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
                 "rows": len(rows), "problems": len(problems)})
@@ -265,21 +250,15 @@ def preview_upload():
 
 
 @bp.post("/programme/apply")
-@csrf.exempt  # checked below, once the larger limit for this form is in place
 @auth.login_required
+@upload_limit(programme_upload.APPLY_MAX_BYTES, _too_large)
 def apply_upload():
     """Apply a previewed programme, checked again; changed since the preview: preview again."""
-    request.max_content_length = programme_upload.APPLY_MAX_BYTES
-    request.max_form_memory_size = programme_upload.APPLY_MAX_BYTES
-    try:
-        csrf.protect()
-        token = request.form.get("upload", "")
-    except RequestEntityTooLarge:
-        return _render_upload(413, error=programme_upload.TOO_LARGE)
+    token = request.form.get("upload", "")
     filename = ""
     try:
         filename, data, promised = programme_upload.unsign(token)
-        summary = programme_upload.apply(filename, data, promised, _now())
+        summary = programme_upload.apply(filename, data, promised, times.now())
     except UploadRefused as refused:
         return _render_upload(refused.status, error=refused.error, problems=refused.problems,
                               filename=filename)

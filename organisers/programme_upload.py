@@ -16,7 +16,8 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from organisers.uploads import binary_kind
-from registration import programme
+from registration import programme, times
+from registration.text import without_controls
 
 # The programme file and the multipart form around it; the file itself is checked against
 # programme.MAX_FILE_BYTES, so a file just over it still gets the importer's own words.
@@ -48,9 +49,9 @@ class PreviewStale(Exception):
 
 
 def shown_filename(name: str) -> str:
-    """The name an upload is shown and audited by: no folders, printable characters only."""
+    """The name an upload is shown and audited by: no folders, no control characters."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    return "".join(ch for ch in base if ch.isprintable())[:200] or "the file"
+    return without_controls(base)[:200] or "the file"
 
 
 def check_file(filename: str, data: bytes) -> None:
@@ -100,7 +101,7 @@ class _ClockSigner(TimestampSigner):
     """Signs with the app's clock, so a preview's age is measured like every other time."""
 
     def get_timestamp(self) -> int:
-        return int(current_app.config["CLOCK"]().timestamp())
+        return int(times.now().timestamp())
 
 
 def _serializer() -> URLSafeTimedSerializer:

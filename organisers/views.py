@@ -8,14 +8,11 @@ from organisers import auth
 from organisers.dashboard import dashboard_rows
 from organisers.forms import LoginForm
 from organisers.models import AuditEntry
+from registration import times
 
 bp = Blueprint("organisers", __name__, url_prefix="/admin")
 
 SIGN_IN_FAILED = "Wrong email or password."
-
-
-def _now():
-    return current_app.config["CLOCK"]()
 
 
 def _login_key() -> str:
@@ -53,7 +50,7 @@ def login():
         return render_template("organisers/login.html", form=form, error=SIGN_IN_FAILED,
                                next=request.form.get("next", "")), 401
     target = _safe_next(request.form.get("next"))
-    auth.start_session(organiser, _now())
+    auth.start_session(organiser, times.now())
     auth.audit("signed in", organiser=organiser)
     db.session.commit()
     return redirect(target, 303)
@@ -74,7 +71,7 @@ def logout():
 def dashboard():
     """Every event at a glance: upcoming and running first, then past, with their counts."""
 
-    now = _now()
+    now = times.now()
     upcoming, past = dashboard_rows(now)
     return render_template("organisers/dashboard.html", upcoming=upcoming, past=past, now=now)
 

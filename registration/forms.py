@@ -1,6 +1,5 @@
 """The sign-up form: what a stranger may type, checked and normalised before anything is stored."""
 
-import unicodedata
 from functools import lru_cache
 
 from babel import Locale
@@ -12,6 +11,7 @@ from wtforms import BooleanField, StringField
 from wtforms.validators import ValidationError
 
 from registration.models import AFFILIATIONS, LANGUAGES
+from registration.text import clean_text, first_control
 from registration.times import is_zone
 
 MAX_FIELD = 200
@@ -65,14 +65,9 @@ def email_key(address: str) -> str:
     return normalised.casefold()
 
 
-def clean_text(value: str | None) -> str:
-    """Trim and NFC-normalise a typed value (typed content itself is kept as written)."""
-    return unicodedata.normalize("NFC", (value or "").strip())
-
-
 def _check_text(field):
     value = clean_text(field.data)
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
+    if first_control(value) is not None:
         raise ValidationError("Please remove line breaks and control characters.")
     if len(value) > MAX_FIELD:
         raise ValidationError(f"Please keep this under {MAX_FIELD} characters.")

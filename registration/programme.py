@@ -8,7 +8,6 @@ import codecs
 import csv
 import io
 import re
-import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -22,6 +21,7 @@ import sqlalchemy as sa
 from extensions import db
 from registration import services
 from registration.models import EVENT_KINDS, EVENT_STATUSES, LANGUAGES, PILLARS, Event
+from registration.text import LINE_BREAKS, clean_text, first_control
 from registration.times import zone_names
 
 COLUMNS = (
@@ -53,9 +53,6 @@ MAX_CAPACITY = 1_000_000
 # Years outside this range are typos, and would overflow when converted across zones.
 YEARS = range(2000, 2101)
 SLUG_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-# Invisible characters that reorder text: a title or slug could then read differently than it is.
-BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-LINE_SEPARATORS = frozenset("\u2028\u2029")
 
 
 class Problem(NamedTuple):
@@ -403,12 +400,12 @@ def _show(value: str, limit: int = 40) -> str:
 
 
 def _text(name: str, cell: str, *, multiline: bool = False) -> str:
-    text = cell.strip()
+    text = clean_text(cell)
     if multiline:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     allowed = "\n\t" if multiline else ""
-    bad = next((ch for ch in text if _is_control(ch) and ch not in allowed), None)
-    if bad is not None and (bad in "\r\n" or bad in LINE_SEPARATORS):
+    bad = first_control(text, allowed)
+    if bad is not None and bad in LINE_BREAKS:
         raise _Bad(f"{name} contains a line break; keep it on one line")
     if bad is not None:
         raise _Bad(f"{name} contains the invisible control character U+{ord(bad):04X}; "
@@ -417,10 +414,6 @@ def _text(name: str, cell: str, *, multiline: bool = False) -> str:
     if limit is not None and len(text) > limit:
         raise _Bad(f"{name} is {len(text)} characters long; at most {limit} fit")
     return text
-
-
-def _is_control(ch: str) -> bool:
-    return unicodedata.category(ch) == "Cc" or ch in LINE_SEPARATORS or ch in BIDI_CONTROLS
 
 
 def _required_text(name: str, cell: str) -> str:
