@@ -32,7 +32,7 @@ from registration.export import (
     attendees_xlsx,
 )
 from registration.lookup import event_or_404
-from registration.models import REGISTRATION_STATUSES, Event, Registration
+from registration.models import Event, Registration, RegistrationStatus
 
 bp = Blueprint("organiser_exports", __name__, url_prefix="/admin")
 
@@ -46,7 +46,7 @@ def _status_filter() -> str | None:
     status = request.args.get("status", "").strip()
     if not status:
         return None
-    if status not in REGISTRATION_STATUSES:
+    if status not in tuple(RegistrationStatus):
         abort(400, description=(
             f"There is no registration status {status[:40]!r}. Use status=confirmed, "
             "status=waitlisted or status=cancelled, or leave it out to export everyone."
@@ -159,7 +159,7 @@ def _attendance_page(event: Event, status: int = 200, **context):
     return render_template(
         "organisers/attendance.html", event=event, counts=_attendance_counts(event),
         max_megabytes=MAX_REPORT_BYTES // 1024 // 1024, shown=SHOWN_UNREGISTERED,
-        statuses=REGISTRATION_STATUSES, **context,
+        statuses=tuple(RegistrationStatus), **context,
     ), status
 
 

@@ -10,7 +10,7 @@ from markupsafe import Markup, escape
 from wtforms import BooleanField, StringField
 from wtforms.validators import ValidationError
 
-from registration.models import AFFILIATIONS, LANGUAGES
+from registration.models import AFFILIATIONS, Language
 from registration.text import clean_text, first_control
 from registration.times import is_zone
 
@@ -135,7 +135,7 @@ class SignupForm(FlaskForm):
 
     def validate_language(self, field):
         field.data = clean_text(field.data) or "en"
-        if field.data not in LANGUAGES:
+        if field.data not in tuple(Language):
             raise ValidationError("Please choose English or Japanese.")
 
     def validate_consent(self, field):

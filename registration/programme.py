@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from extensions import db
 from registration import services
-from registration.models import EVENT_KINDS, EVENT_STATUSES, LANGUAGES, PILLARS, Event
+from registration.models import Event, EventKind, EventStatus, Language, Pillar
 from registration.text import LINE_BREAKS, clean_text, first_control
 from registration.times import zone_names
 
@@ -548,16 +548,16 @@ def _in_zone(name: str, moment: datetime, zone_name: str) -> datetime:
 CHECKS = {
     "slug": _slug,
     "title": _required_text,
-    "kind": _choice(EVENT_KINDS),
-    "pillar": _choice(PILLARS, optional=True),
+    "kind": _choice(tuple(EventKind)),
+    "pillar": _choice(tuple(Pillar), optional=True),
     "starts_at": _moment,
     "ends_at": _moment,
     "timezone": _zone,
     "capacity": _capacity,
-    "language": _choice(LANGUAGES),
+    "language": _choice(tuple(Language)),
     "join_url": _url,
     "location": _optional_text,
     "description": _description,
-    "status": _choice(EVENT_STATUSES),
+    "status": _choice(tuple(EventStatus)),
     "recording_url": _url,
 }

@@ -20,7 +20,7 @@ from notifications import ical
 from registration import retention, services, times
 from registration.forms import SignupForm, country_options
 from registration.lookup import event_or_404
-from registration.models import AFFILIATIONS, EVENT_KINDS, LANGUAGES, PILLARS, Event
+from registration.models import AFFILIATIONS, Event, EventKind, Language, Pillar
 from registration.times import format_when, utc_iso, zone
 
 bp = Blueprint("registration", __name__)
@@ -49,10 +49,10 @@ def index():
     """The programme: upcoming sessions by month, filterable; past ones apart."""
     now = times.now()
     filters = {
-        "kind": request.args.get("kind") if request.args.get("kind") in EVENT_KINDS else "",
-        "pillar": request.args.get("pillar") if request.args.get("pillar") in PILLARS else "",
+        "kind": request.args.get("kind") if request.args.get("kind") in tuple(EventKind) else "",
+        "pillar": request.args.get("pillar") if request.args.get("pillar") in tuple(Pillar) else "",
         "language": (request.args.get("language")
-                     if request.args.get("language") in LANGUAGES else ""),
+                     if request.args.get("language") in tuple(Language) else ""),
     }
     query = sa.select(Event).order_by(Event.starts_at, Event.id)
     for column, value in filters.items():
@@ -72,8 +72,8 @@ def index():
         upcoming=upcoming,
         past=list(reversed(past)),
         filters=filters,
-        kinds=EVENT_KINDS,
-        pillars=PILLARS,
+        kinds=tuple(EventKind),
+        pillars=tuple(Pillar),
         now=now,
     )
 
