@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from registration import programme, services
-from registration.models import Event
+from registration.models import Event, EventStatus
 
 SLUG_RACE = "Another event took this slug a moment ago; choose another."
 
@@ -73,7 +73,7 @@ def _refusals(event: Event, values: dict, *, keep_attendees: bool,
             "Tick “keep the existing attendees” to lower it anyway (nobody loses a seat), "
             "or choose at least that many."
         ]
-    if values["status"] == "cancelled" and not event.is_cancelled and not confirm_cancel:
+    if values["status"] == EventStatus.CANCELLED and not event.is_cancelled and not confirm_cancel:
         errors["confirm_cancel"] = [
             "Cancelling notifies every registrant and can't be undone: tick the box to confirm. "
             "Nothing was changed."
@@ -91,7 +91,7 @@ def change_event(event: Event, cells: dict[str, str], now: datetime, *,
                            confirm_cancel=confirm_cancel)
     if errors:
         raise EditRefused(errors, 409 if "confirm_cancel" in errors else 422)
-    reopening = event.is_cancelled and values["status"] == "scheduled"
+    reopening = event.is_cancelled and values["status"] == EventStatus.SCHEDULED
     try:
         # A savepoint, rolled back on refusal: the page then shows the event as stored.
         with db.session.begin_nested():

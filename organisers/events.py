@@ -29,7 +29,7 @@ from organisers.uploads import upload_limit
 from registration import programme, times
 from registration.forms import countries
 from registration.lookup import event_or_404
-from registration.models import Event
+from registration.models import Event, EventKind, EventStatus, Language
 from registration.times import zone, zone_names
 
 bp = Blueprint("organiser_events", __name__, url_prefix="/admin")
@@ -130,8 +130,9 @@ def new_event():
     """A form for a new event; a valid one is created and opens its own page."""
     if request.method == "GET":
         form = EventForm(formdata=None, data={"timezone": _organiser_zone(),
-                                              "kind": "webinar", "language": "en",
-                                              "status": "scheduled"})
+                                              "kind": EventKind.WEBINAR,
+                                              "language": Language.EN,
+                                              "status": EventStatus.SCHEDULED})
         return _render_new(form)
     form = EventForm()
     try:

@@ -16,7 +16,7 @@ from flask import (
 )
 
 from extensions import db
-from notifications.models import Message
+from notifications.models import Message, MessageKind, MessageStatus
 from organisers import auth
 from organisers.attendance import (
     MAX_REPORT_BYTES,
@@ -142,14 +142,15 @@ def _attendance_counts(event: Event) -> dict:
     counts = dict.fromkeys((True, False, None), 0)
     for attended, count in db.session.execute(
         sa.select(Registration.attended, sa.func.count())
-        .where(Registration.event_id == event.id, Registration.status == "confirmed")
+        .where(Registration.event_id == event.id,
+               Registration.status == RegistrationStatus.CONFIRMED)
         .group_by(Registration.attended)
     ):
         counts[attended] = count
     follow_ups_sent = db.session.scalar(
         sa.select(sa.func.count()).select_from(Message)
-        .where(Message.event_id == event.id, Message.kind == "follow_up",
-               Message.status == "sent")
+        .where(Message.event_id == event.id, Message.kind == MessageKind.FOLLOW_UP,
+               Message.status == MessageStatus.SENT)
     )
     return {"attended": counts[True], "missed": counts[False], "unknown": counts[None],
             "follow_ups_sent": follow_ups_sent}

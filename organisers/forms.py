@@ -7,7 +7,7 @@ The event form only carries text: its cells are checked by the programme importe
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField, TextAreaField
 
-from registration.models import EventKind, EventStatus, Pillar
+from registration.models import EventKind, EventStatus, Language, Pillar
 
 
 class LoginForm(FlaskForm):
@@ -26,7 +26,7 @@ class EventForm(FlaskForm):
     CHOICES = {
         "kind": [(kind, kind.capitalize()) for kind in EventKind],
         "pillar": [("", "None")] + [(pillar, pillar.capitalize()) for pillar in Pillar],
-        "language": [("en", "English"), ("ja", "日本語")],
+        "language": [(Language.EN, "English"), (Language.JA, "日本語")],
         "status": [(status, status.capitalize()) for status in EventStatus],
     }
 

@@ -7,20 +7,21 @@ from datetime import datetime, tzinfo
 import sqlalchemy as sa
 
 from extensions import db
-from notifications.models import Message
-from registration.models import Event, Registration
+from notifications.models import Message, MessageKind, MessageStatus
+from registration.models import Event, Registration, RegistrationStatus
 
 # Messages sent to one person at a time, grouped by day in the timeline; the others go out in
 # batches (a reminder, an update, a follow-up), grouped by the moment they were due.
-PERSONAL_KINDS = ("confirmation", "waitlisted", "promotion", "cancellation")
+PERSONAL_KINDS = (MessageKind.CONFIRMATION, MessageKind.WAITLISTED, MessageKind.PROMOTION,
+                  MessageKind.CANCELLATION)
 KIND_LABELS = {
-    "confirmation": "confirmation",
-    "waitlisted": "waiting-list notice",
-    "promotion": "seat from the waiting list",
-    "cancellation": "cancellation",
-    "reminder": "reminder",
-    "update": "update",
-    "follow_up": "follow-up with the recording",
+    MessageKind.CONFIRMATION: "confirmation",
+    MessageKind.WAITLISTED: "waiting-list notice",
+    MessageKind.PROMOTION: "seat from the waiting list",
+    MessageKind.CANCELLATION: "cancellation",
+    MessageKind.REMINDER: "reminder",
+    MessageKind.UPDATE: "update",
+    MessageKind.FOLLOW_UP: "follow-up with the recording",
 }
 FAILED_SHOWN = 200
 
@@ -41,20 +42,21 @@ def timeline(event: Event, local_zone: tzinfo) -> list[TimelineEntry]:
     rows = db.session.execute(
         sa.select(Message.status, Message.kind, Message.due_at, sa.func.count(),
                   sa.func.min(Message.sent_at), sa.func.max(Message.sent_at))
-        .where(Message.event_id == event.id, Message.status.in_(("sent", "pending")))
+        .where(Message.event_id == event.id,
+               Message.status.in_((MessageStatus.SENT, MessageStatus.PENDING)))
         .group_by(Message.status, Message.kind, Message.due_at)
     )
     entries: dict[tuple, TimelineEntry] = {}
     for status, kind, due_at, count, first_sent, last_sent in rows:
         first, last = due_at, due_at
-        if status == "sent":
+        if status == MessageStatus.SENT:
             first, last = first_sent or due_at, last_sent or due_at
         when = due_at.astimezone(local_zone).date() if kind in PERSONAL_KINDS else due_at
         key = (status, kind, when)
         entry = entries.get(key)
         if entry is None:
             entry = entries[key] = TimelineEntry(
-                "sent" if status == "sent" else "scheduled", kind, first, last)
+                "sent" if status == MessageStatus.SENT else "scheduled", kind, first, last)
         entry.first_at, entry.last_at = min(entry.first_at, first), max(entry.last_at, last)
         entry.count += count
     return sorted(entries.values(), key=lambda e: (e.first_at, e.status != "sent", e.kind))
@@ -63,7 +65,7 @@ def timeline(event: Event, local_zone: tzinfo) -> list[TimelineEntry]:
 def _failed(event: Event) -> list[Message]:
     return db.session.scalars(
         sa.select(Message)
-        .where(Message.event_id == event.id, Message.status == "failed")
+        .where(Message.event_id == event.id, Message.status == MessageStatus.FAILED)
         .order_by(Message.last_attempt_at, Message.id)
         .limit(FAILED_SHOWN + 1)
     ).all()
@@ -72,7 +74,7 @@ def _failed(event: Event) -> list[Message]:
 def _skipped(event: Event) -> list[tuple[str, int]]:
     rows = db.session.execute(
         sa.select(Message.skip_reason, sa.func.count())
-        .where(Message.event_id == event.id, Message.status == "skipped")
+        .where(Message.event_id == event.id, Message.status == MessageStatus.SKIPPED)
         .group_by(Message.skip_reason)
         .order_by(sa.func.count().desc(), Message.skip_reason)
     )
@@ -87,13 +89,15 @@ def event_overview(event: Event, now: datetime, local_zone: tzinfo) -> dict:
         .order_by(Registration.registered_at, Registration.id)
     ).all()
     by_status = {state: [r for r in registrations if r.status == state]
-                 for state in ("confirmed", "waitlisted", "cancelled")}
+                 for state in RegistrationStatus}
+    attendees = by_status[RegistrationStatus.CONFIRMED]
+    waiting = by_status[RegistrationStatus.WAITLISTED]
     failed = _failed(event)
     return {
-        "attendees": by_status["confirmed"],
-        "waiting": by_status["waitlisted"],
-        "cancelled": by_status["cancelled"],
-        "active_count": len(by_status["confirmed"]) + len(by_status["waitlisted"]),
+        "attendees": attendees,
+        "waiting": waiting,
+        "cancelled": by_status[RegistrationStatus.CANCELLED],
+        "active_count": len(attendees) + len(waiting),
         "timeline": timeline(event, local_zone),
         "failed": failed[:FAILED_SHOWN],
         "more_failed": len(failed) > FAILED_SHOWN,

@@ -134,7 +134,7 @@ class SignupForm(FlaskForm):
             field.data = ""
 
     def validate_language(self, field):
-        field.data = clean_text(field.data) or "en"
+        field.data = clean_text(field.data) or Language.EN
         if field.data not in tuple(Language):
             raise ValidationError("Please choose English or Japanese.")
 

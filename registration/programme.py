@@ -31,15 +31,15 @@ COLUMNS = (
 REQUIRED = ("slug", "title", "starts_at", "ends_at")
 # What a new event gets for a column the file leaves out, and any event for a blank cell.
 DEFAULTS: dict[str, Any] = {
-    "kind": "webinar",
+    "kind": EventKind.WEBINAR,
     "pillar": None,
     "timezone": "UTC",
     "capacity": None,
-    "language": "en",
+    "language": Language.EN,
     "join_url": None,
     "location": None,
     "description": "",
-    "status": "scheduled",
+    "status": EventStatus.SCHEDULED,
     "recording_url": None,
 }
 # "new" would shadow the organiser console's /events/new.
@@ -378,7 +378,8 @@ def check_event(
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
         problems.append(("ends_at", f"ends_at {_show(cells['ends_at'])} is not after "
                                     f"starts_at {_show(cells['starts_at'])}"))
-    if known is not None and known.status == "cancelled" and values.get("status") == "scheduled":
+    if (known is not None and known.status == EventStatus.CANCELLED
+            and values.get("status") == EventStatus.SCHEDULED):
         problems.append(("status", services.REOPEN_REFUSED.format(slug=slug)))
     return values, problems
 
