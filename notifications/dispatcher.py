@@ -22,7 +22,8 @@ from sqlalchemy.orm import joinedload
 from extensions import db
 from notifications import transports
 from notifications.mail import UnsendableMessage, build_message
-from notifications.models import Message
+from notifications.models import SEAT_ONLY_KINDS, Message, MessageKind
+from registration.models import RegistrationStatus
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,6 @@ log = logging.getLogger(__name__)
 FIRST_RETRY_SECONDS = 60
 MAX_RETRY_SECONDS = 3600
 LAST_TRY_BEFORE_EXPIRY = timedelta(minutes=1)
-# Messages only a seat holder gets; a waiting-list person hears nothing of these.
-SEAT_ONLY_KINDS = ("confirmation", "promotion", "reminder", "follow_up")
 # The attempt log keeps the latest attempts only, so a row stays small through a long outage.
 ATTEMPT_LOG_LIMIT = 20
 REPLY_LIMIT = 500
@@ -96,16 +95,17 @@ def skip_reason(message: Message, now: datetime) -> str | None:
     if now >= message.expires_at:
         return "expired"
     # A cancellation is the one message that still goes once everything is cancelled.
-    if message.kind != "cancellation":
+    if message.kind != MessageKind.CANCELLATION:
         if event.is_cancelled:
             return "event cancelled"
-        if registration.status == "cancelled":
+        if registration.status == RegistrationStatus.CANCELLED:
             return "cancelled"
-    if message.kind in SEAT_ONLY_KINDS and registration.status != "confirmed":
+    if message.kind in SEAT_ONLY_KINDS and registration.status != RegistrationStatus.CONFIRMED:
         return "not confirmed"
-    if message.kind == "reminder" and now >= event.starts_at:
+    if message.kind == MessageKind.REMINDER and now >= event.starts_at:
         return "expired"  # never a reminder once the session has started
-    if message.kind == "waitlisted" and registration.status != "waitlisted":
+    if (message.kind == MessageKind.WAITLISTED
+            and registration.status != RegistrationStatus.WAITLISTED):
         return "superseded"  # promoted meanwhile: the promotion email says what is true now
     if message.ical_sequence is not None and message.ical_sequence < registration.ical_sequence:
         return "superseded"  # a newer version (a reschedule or a CANCEL) replaces this one

@@ -16,12 +16,13 @@ from email.utils import format_datetime, formataddr
 from flask import render_template
 
 from notifications import ical
-from notifications.models import Message
+from notifications.models import JOIN_LINK_KINDS, Message
 from registration import times, tokens
 
 
-# email.mime with compat32 is ~3x faster than EmailMessage (PITFALLS), but it checks nothing:
-# every header value passes through _header() or _address() below.
+# email.mime with compat32 builds and serialises ~3x faster than EmailMessage (measured: 0.42 ms
+# against 1.45 ms for text + html + calendar), but it checks nothing: every header value passes
+# through _header() or _address() below.
 class _WirePolicy(policy.Compat32):
     """compat32 on the wire (CRLF), without wrapping each short ASCII header in a Header object
     to fold it: that alone was a third of the time to serialise a message."""
@@ -43,14 +44,11 @@ def _boundary() -> str:
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP
 
-# Kinds that may carry the join link, to a person who holds a seat (never the waiting list).
-SEAT_KINDS = ("confirmation", "promotion", "reminder", "update")
-
 
 def join_link(message: Message) -> str | None:
     """The join link, if this message may carry it: the one rule for emails and invites."""
     registration = message.registration
-    if message.kind not in SEAT_KINDS or registration.status != "confirmed":
+    if message.kind not in JOIN_LINK_KINDS or registration.status != "confirmed":
         return None
     if message.kind == "update" and message.ical_method is None:
         return None

@@ -1,17 +1,45 @@
 """The outbox: every email is a row before it is a message on the wire."""
 
 from datetime import datetime
+from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from extensions import db
-from registration.models import Event, Registration, _in
+from registration.models import Event, Registration, enum_column
 
-MESSAGE_KINDS = (
-    "confirmation", "waitlisted", "promotion", "cancellation", "reminder", "update", "follow_up"
-)
-MESSAGE_STATUSES = ("pending", "sent", "failed", "skipped")
+
+class MessageKind(StrEnum):
+    CONFIRMATION = "confirmation"
+    WAITLISTED = "waitlisted"
+    PROMOTION = "promotion"
+    CANCELLATION = "cancellation"
+    REMINDER = "reminder"
+    UPDATE = "update"
+    FOLLOW_UP = "follow_up"
+
+
+class MessageStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class IcalMethod(StrEnum):
+    """The METHOD of the invite a message carries (RFC 5546)."""
+
+    REQUEST = "REQUEST"
+    CANCEL = "CANCEL"
+
+
+# Kinds only a person with a seat gets: the waiting list hears nothing of these.
+SEAT_ONLY_KINDS = frozenset({MessageKind.CONFIRMATION, MessageKind.PROMOTION,
+                             MessageKind.REMINDER, MessageKind.FOLLOW_UP})
+# Kinds that may carry the join link, to a person with a seat: those above but the follow-up
+# (it brings the recording instead), and an update of the invite.
+JOIN_LINK_KINDS = (SEAT_ONLY_KINDS - {MessageKind.FOLLOW_UP}) | {MessageKind.UPDATE}
 
 
 class Message(db.Model):
@@ -19,10 +47,6 @@ class Message(db.Model):
 
     __tablename__ = "messages"
     __table_args__ = (
-        sa.CheckConstraint(_in("kind", MESSAGE_KINDS), name="kind"),
-        sa.CheckConstraint(_in("status", MESSAGE_STATUSES), name="status"),
-        sa.CheckConstraint("ical_method IS NULL OR ical_method IN ('REQUEST', 'CANCEL')",
-                           name="ical_method"),
         # The dispatcher's only question, "what is due?", answered from this index alone.
         sa.Index(
             "ix_messages_due",
@@ -47,12 +71,14 @@ class Message(db.Model):
         sa.ForeignKey("registrations.id", ondelete="CASCADE")
     )
     event_id: Mapped[int] = mapped_column(sa.ForeignKey("events.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(sa.String(20))
-    status: Mapped[str] = mapped_column(sa.String(20), default="pending")
+    kind: Mapped[MessageKind] = mapped_column(enum_column(MessageKind, "kind", 20))
+    status: Mapped[MessageStatus] = mapped_column(enum_column(MessageStatus, "status", 20),
+                                                  default=MessageStatus.PENDING)
     # Fixed when the row is written, so a re-send after a crash carries the same Message-ID.
     message_id: Mapped[str] = mapped_column(sa.String(200), unique=True)
     recipient: Mapped[str] = mapped_column(sa.String(320))
-    ical_method: Mapped[str | None] = mapped_column(sa.String(10))
+    ical_method: Mapped[IcalMethod | None] = mapped_column(
+        enum_column(IcalMethod, "ical_method", 10))
     ical_sequence: Mapped[int | None]
     created_at: Mapped[datetime]
     due_at: Mapped[datetime]

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from flask import current_app
 
 from extensions import db
-from notifications.models import Message
-from registration.models import Registration
+from notifications.models import IcalMethod, Message, MessageKind, MessageStatus
+from registration.models import Registration, RegistrationStatus
 
 # A repeat sign-up re-sends the confirmation, but never more than this often.
 CONFIRMATIONS_PER_DAY = 3
@@ -83,13 +83,13 @@ def _queue(registration: Registration, kind: str, now: datetime, *, method=None,
         registration=registration,
         event=registration.event,
         kind=kind,
-        status="pending",
+        status=MessageStatus.PENDING,
         message_id=_message_id(),
         recipient=registration.email,
         ical_method=method,
         # Every message but a follow-up belongs to one version of the invite: a newer version
         # supersedes it (the dispatcher checks again before sending).
-        ical_sequence=None if kind == "follow_up" else registration.ical_sequence,
+        ical_sequence=None if kind == MessageKind.FOLLOW_UP else registration.ical_sequence,
         created_at=now,
         due_at=due_at or now,
         expires_at=expires_at or registration.event.ends_at,
@@ -109,10 +109,11 @@ def skip_pending(registration: Registration, reason: str, now: datetime,
         sa.update(Message)
         .where(
             Message.registration_id == registration.id,
-            Message.status == "pending",
+            Message.status == MessageStatus.PENDING,
             sa.or_(Message.lease_until.is_(None), Message.lease_until < now),
         )
-        .values(status="skipped", skip_reason=reason, claim_token=None, lease_until=None)
+        .values(status=MessageStatus.SKIPPED, skip_reason=reason, claim_token=None,
+                lease_until=None)
         .execution_options(synchronize_session=False)
     )
     if kinds:
@@ -125,7 +126,8 @@ def plan_reminders(registration: Registration, now: datetime) -> list[Message]:
     event = registration.event
     after = max(registration.confirmed_at or now, now)
     return [
-        _queue(registration, "reminder", now, due_at=slot.due_at, expires_at=slot.expires_at,
+        _queue(registration, MessageKind.REMINDER, now, due_at=slot.due_at,
+               expires_at=slot.expires_at,
                detail={"offset": slot.offset.label,
                        "is_last": slot.offset == current_app.config["REMINDER_OFFSETS"][-1]})
         for slot in reminder_slots(event.starts_at, current_app.config["REMINDER_OFFSETS"], after)
@@ -142,28 +144,28 @@ def queue_signup(registration: Registration, now: datetime, *,
         recent = db.session.scalar(
             sa.select(sa.func.count(Message.id)).where(
                 Message.registration_id == registration.id,
-                Message.kind.in_(("confirmation", "waitlisted")),
+                Message.kind.in_((MessageKind.CONFIRMATION, MessageKind.WAITLISTED)),
                 Message.created_at > now - timedelta(days=1),
             )
         )
         if recent >= CONFIRMATIONS_PER_DAY:
             return None
-    if registration.status == "confirmed":
-        return _queue(registration, "confirmation", now, method="REQUEST")
-    return _queue(registration, "waitlisted", now)
+    if registration.status == RegistrationStatus.CONFIRMED:
+        return _queue(registration, MessageKind.CONFIRMATION, now, method=IcalMethod.REQUEST)
+    return _queue(registration, MessageKind.WAITLISTED, now)
 
 
 def plan_new_registration(registration: Registration, now: datetime) -> None:
     """Everything a first sign-up causes: its confirmation or notice, and a seat's reminders."""
     queue_signup(registration, now, is_repeat=False)
-    if registration.status == "confirmed":
+    if registration.status == RegistrationStatus.CONFIRMED:
         plan_reminders(registration, now)
         plan_follow_up(registration, now)
 
 
 def queue_promotion(registration: Registration, now: datetime) -> Message:
     """A waiting-list person got a seat: the invite now, reminders from now on."""
-    message = _queue(registration, "promotion", now, method="REQUEST")
+    message = _queue(registration, MessageKind.PROMOTION, now, method=IcalMethod.REQUEST)
     plan_reminders(registration, now)
     plan_follow_up(registration, now)
     return message
@@ -179,8 +181,9 @@ def queue_cancellation(registration: Registration, was_confirmed: bool, now: dat
     detail = {"by": "organiser" if by_organiser else "attendee"}
     if was_confirmed:
         registration.ical_sequence += 1
-        return _queue(registration, "cancellation", now, method="CANCEL", detail=detail)
-    return _queue(registration, "cancellation", now, detail=detail)
+        return _queue(registration, MessageKind.CANCELLATION, now, method=IcalMethod.CANCEL,
+                      detail=detail)
+    return _queue(registration, MessageKind.CANCELLATION, now, detail=detail)
 
 
 def queue_update(registration: Registration, now: datetime, *, changed: list[str],
@@ -196,23 +199,25 @@ def queue_update(registration: Registration, now: datetime, *, changed: list[str
         "old_starts_at": old_starts_at.isoformat(),
         "old_ends_at": old_ends_at.isoformat(),
     }
-    if registration.status != "confirmed":
-        skip_pending(registration, "superseded", now, kinds=("update",))
-        return _queue(registration, "update", now, detail=detail)
+    if registration.status != RegistrationStatus.CONFIRMED:
+        skip_pending(registration, "superseded", now, kinds=(MessageKind.UPDATE,))
+        return _queue(registration, MessageKind.UPDATE, now, detail=detail)
     unsent_welcome = db.session.scalar(
         sa.select(Message.kind)
-        .where(Message.registration_id == registration.id, Message.status == "pending",
-               Message.kind.in_(("confirmation", "promotion")))
+        .where(Message.registration_id == registration.id, Message.status == MessageStatus.PENDING,
+               Message.kind.in_((MessageKind.CONFIRMATION, MessageKind.PROMOTION)))
         .order_by(Message.id.desc())
         .limit(1)
     )
     registration.ical_sequence += 1
     skip_pending(registration, "superseded", now,
-                 kinds=("confirmation", "promotion", "update", "reminder"))
+                 kinds=(MessageKind.CONFIRMATION, MessageKind.PROMOTION, MessageKind.UPDATE,
+                        MessageKind.REMINDER))
     if unsent_welcome:
-        message = _queue(registration, unsent_welcome, now, method="REQUEST")
+        message = _queue(registration, unsent_welcome, now, method=IcalMethod.REQUEST)
     else:
-        message = _queue(registration, "update", now, method="REQUEST", detail=detail)
+        message = _queue(registration, MessageKind.UPDATE, now, method=IcalMethod.REQUEST,
+                         detail=detail)
     plan_reminders(registration, now)
     return message
 
@@ -220,10 +225,10 @@ def queue_update(registration: Registration, now: datetime, *, changed: list[str
 def move_follow_ups(event_id: int, now: datetime, *, ends_at: datetime | None) -> int:
     """The session's end moved, or its recording link was removed (ends_at None): unsent
     follow-ups wait for the new end, or are skipped. Returns how many rows changed."""
-    pending = (Message.event_id == event_id, Message.kind == "follow_up",
-               Message.status == "pending")
+    pending = (Message.event_id == event_id, Message.kind == MessageKind.FOLLOW_UP,
+               Message.status == MessageStatus.PENDING)
     if ends_at is None:
-        values = {"status": "skipped", "skip_reason": "recording removed"}
+        values = {"status": MessageStatus.SKIPPED, "skip_reason": "recording removed"}
     else:
         retention = timedelta(days=current_app.config["RETENTION_DAYS"])
         values = {"due_at": max(ends_at, now), "expires_at": ends_at + retention}
@@ -237,15 +242,15 @@ def plan_follow_up(registration: Registration, now: datetime) -> Message | None:
     """One follow-up with the recording per seat holder, once the session has ended and has a
     recording; a second call (the link set again or changed) queues nothing."""
     event = registration.event
-    if not event.recording_url or registration.status != "confirmed":
+    if not event.recording_url or registration.status != RegistrationStatus.CONFIRMED:
         return None
     if registration.id is not None and db.session.scalar(
         sa.select(Message.id).where(Message.registration_id == registration.id,
-                                    Message.kind == "follow_up")
+                                    Message.kind == MessageKind.FOLLOW_UP)
     ):
         return None
     retention = timedelta(days=current_app.config["RETENTION_DAYS"])
-    return _queue(registration, "follow_up", now, due_at=max(event.ends_at, now),
+    return _queue(registration, MessageKind.FOLLOW_UP, now, due_at=max(event.ends_at, now),
                   expires_at=event.ends_at + retention)
 
 
@@ -260,15 +265,17 @@ def forget_recipients(registration_ids: list[int], now: datetime) -> int:
     ours = Message.registration_id.in_(registration_ids)
     db.session.execute(
         sa.update(Message)
-        .where(ours, Message.status == "pending", Message.kind != "cancellation",
+        .where(ours, Message.status == MessageStatus.PENDING,
+               Message.kind != MessageKind.CANCELLATION,
                sa.or_(Message.lease_until.is_(None), Message.lease_until < now))
-        .values(status="skipped", skip_reason="personal data deleted", claim_token=None,
+        .values(status=MessageStatus.SKIPPED, skip_reason="personal data deleted", claim_token=None,
                 lease_until=None)
         .execution_options(synchronize_session=False)
     )
     return db.session.execute(
         sa.update(Message)
-        .where(ours, sa.or_(Message.status != "pending", Message.kind != "cancellation"))
+        .where(ours, sa.or_(Message.status != MessageStatus.PENDING,
+                            Message.kind != MessageKind.CANCELLATION))
         .values(recipient="", last_reply=None, attempt_log=None)
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -277,12 +284,12 @@ def forget_recipients(registration_ids: list[int], now: datetime) -> int:
 def retry_failed(event_id: int, now: datetime) -> tuple[int, int]:
     """Make an event's failed messages due again, those still inside their window; returns
     (how many will be retried, how many stay failed because they would arrive too late)."""
-    failed = (Message.event_id == event_id, Message.status == "failed")
+    failed = (Message.event_id == event_id, Message.status == MessageStatus.FAILED)
     retried = db.session.execute(
         sa.update(Message)
         .where(*failed, Message.expires_at > now)
         # The attempts are kept: the back-off and the log continue where they were.
-        .values(status="pending", due_at=now, claim_token=None, lease_until=None)
+        .values(status=MessageStatus.PENDING, due_at=now, claim_token=None, lease_until=None)
         .execution_options(synchronize_session=False)
     ).rowcount
     too_late = db.session.scalar(sa.select(sa.func.count()).select_from(Message).where(*failed))

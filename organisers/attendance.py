@@ -14,7 +14,7 @@ from extensions import db
 from organisers.uploads import binary_kind
 from registration.export import FORMULA_STARTS
 from registration.forms import email_key
-from registration.models import Event, Registration
+from registration.models import Event, Registration, RegistrationStatus
 
 # A platform's attendee report of a few thousand people is well under a megabyte.
 MAX_REPORT_BYTES = 10 * 1024 * 1024
@@ -159,7 +159,7 @@ def record_attendance(event: Event, report: AttendanceReport) -> AttendanceResul
     for row in registrations:
         if row.email_key in report.addresses:
             attended, matched = True, matched + 1
-        elif row.status == "confirmed":
+        elif row.status == RegistrationStatus.CONFIRMED:
             attended, not_attended = False, not_attended + 1
         else:
             attended = None

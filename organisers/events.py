@@ -1,22 +1,15 @@
-"""The console's programme pages: create and edit events, upload a programme, an event's
-attendees and the timeline of its messages."""
+"""The console's programme pages: create and edit events, retry failed messages, upload a
+programme. Views only: the work is done by organisers.editing, organisers.timeline and
+organisers.programme_upload."""
 
-import base64
 import hashlib
-import json
 import re
-import zlib
-from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 
-import sqlalchemy as sa
 from babel.dates import format_datetime
 from flask import (
     Blueprint,
-    abort,
-    current_app,
     flash,
     g,
     redirect,
@@ -24,60 +17,24 @@ from flask import (
     request,
     url_for,
 )
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
-from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import RequestEntityTooLarge
 
-from extensions import csrf, db
+from extensions import db
 from notifications import planner
-from notifications.models import Message
-from organisers import auth
+from organisers import auth, editing, programme_upload
+from organisers.editing import EditRefused
 from organisers.forms import EventForm
-from organisers.uploads import binary_kind
-from registration import programme, services
+from organisers.programme_upload import PreviewStale, UploadRefused
+from organisers.timeline import KIND_LABELS, event_overview
+from organisers.uploads import upload_limit
+from registration import programme, times
 from registration.forms import countries
-from registration.models import Event, Registration
+from registration.lookup import event_or_404
+from registration.models import Event, EventKind, EventStatus, Language
 from registration.times import zone, zone_names
 
 bp = Blueprint("organiser_events", __name__, url_prefix="/admin")
 
-# The programme file and the multipart form around it; the file itself is checked against
-# programme.MAX_FILE_BYTES, so a file just over it still gets the importer's own words.
-UPLOAD_MAX_BYTES = programme.MAX_FILE_BYTES + 64 * 1024
-# The previewed file travels back signed, compressed and base64-encoded (4/3 of its size at
-# worst), in a hidden field: no server-side state, so any host behind the balancer can apply it.
-APPLY_MAX_BYTES = programme.MAX_FILE_BYTES * 4 // 3 + 64 * 1024
-PREVIEW_MAX_AGE_SECONDS = 3600
-# Signatures of the files people most often send instead of CSV.
-TOO_LARGE = (f"The file is larger than {programme.MAX_FILE_BYTES // 1024 // 1024} MB; a "
-             "programme is far smaller. Is it the right file? Nothing was changed.")
-# Messages sent to one person at a time, grouped by day in the timeline; the others go out in
-# batches (a reminder, an update, a follow-up), grouped by the moment they were due.
-PERSONAL_KINDS = ("confirmation", "waitlisted", "promotion", "cancellation")
-KIND_LABELS = {
-    "confirmation": "confirmation",
-    "waitlisted": "waiting-list notice",
-    "promotion": "seat from the waiting list",
-    "cancellation": "cancellation",
-    "reminder": "reminder",
-    "update": "update",
-    "follow_up": "follow-up with the recording",
-}
-FAILED_SHOWN = 200
 _DATETIME_LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?")
-
-
-def _now() -> datetime:
-    return current_app.config["CLOCK"]()
-
-
-def _event_or_404(slug: str, *, lock: bool = False) -> Event:
-    event = services.find_event(slug)
-    if event is None:
-        abort(404, description=f"No event has the slug {slug!r}. See the list of events in "
-                               "the organisers' console.")
-    # Read afresh under the lock: a sign-up may have taken a seat since the session loaded it.
-    return services.lock_event(event) if lock else event
 
 
 @bp.context_processor
@@ -149,124 +106,17 @@ def _form_data(event: Event) -> dict[str, str]:
     }
 
 
-# --- the dashboard -------------------------------------------------------------------------
-
-
-@dataclass
-class EventRow:
-    """One event of the dashboard with its counts by status."""
-
-    event: Event
-    people: Counter = field(default_factory=Counter)
-    messages: Counter = field(default_factory=Counter)
-
-
-def _counts_by_event(model) -> dict[int, Counter]:
-    counts: dict[int, Counter] = {}
-    rows = db.session.execute(
-        sa.select(model.event_id, model.status, sa.func.count())
-        .group_by(model.event_id, model.status)
-    )
-    for event_id, status, count in rows:
-        counts.setdefault(event_id, Counter())[status] = count
-    return counts
-
-
-def dashboard_rows(now: datetime) -> tuple[list[EventRow], list[EventRow]]:
-    """Every event with its registrations and messages counted by status, in three queries:
-    (upcoming and running, soonest first; past, latest first)."""
-    events = db.session.scalars(sa.select(Event).order_by(Event.starts_at, Event.id)).all()
-    people = _counts_by_event(Registration)
-    messages = _counts_by_event(Message)
-    rows = [EventRow(event, people.get(event.id, Counter()), messages.get(event.id, Counter()))
-            for event in events]
-    upcoming = [row for row in rows if not row.event.has_ended(now)]
-    past = [row for row in reversed(rows) if row.event.has_ended(now)]
-    return upcoming, past
-
-
-# --- one event: attendees, messages, the edit form -------------------------------------------
-
-
-@dataclass
-class TimelineEntry:
-    """Messages of one kind sent (or to be sent) together, or on one day."""
-
-    status: str  # "sent" or "scheduled"
-    kind: str
-    first_at: datetime
-    last_at: datetime
-    count: int = 0
-
-
-def _timeline(event: Event, now: datetime) -> list[TimelineEntry]:
-    rows = db.session.execute(
-        sa.select(Message.status, Message.kind, Message.due_at, sa.func.count(),
-                  sa.func.min(Message.sent_at), sa.func.max(Message.sent_at))
-        .where(Message.event_id == event.id, Message.status.in_(("sent", "pending")))
-        .group_by(Message.status, Message.kind, Message.due_at)
-    )
-    tzinfo = zone(_organiser_zone())
-    entries: dict[tuple, TimelineEntry] = {}
-    for status, kind, due_at, count, first_sent, last_sent in rows:
-        first, last = due_at, due_at
-        if status == "sent":
-            first, last = first_sent or due_at, last_sent or due_at
-        when = due_at.astimezone(tzinfo).date() if kind in PERSONAL_KINDS else due_at
-        key = (status, kind, when)
-        entry = entries.get(key)
-        if entry is None:
-            entry = entries[key] = TimelineEntry(
-                "sent" if status == "sent" else "scheduled", kind, first, last)
-        entry.first_at, entry.last_at = min(entry.first_at, first), max(entry.last_at, last)
-        entry.count += count
-    return sorted(entries.values(), key=lambda e: (e.first_at, e.status != "sent", e.kind))
-
-
-def _failed(event: Event) -> list[Message]:
-    return db.session.scalars(
-        sa.select(Message)
-        .where(Message.event_id == event.id, Message.status == "failed")
-        .order_by(Message.last_attempt_at, Message.id)
-        .limit(FAILED_SHOWN + 1)
-    ).all()
-
-
-def _skipped(event: Event) -> list[tuple[str, int]]:
-    rows = db.session.execute(
-        sa.select(Message.skip_reason, sa.func.count())
-        .where(Message.event_id == event.id, Message.status == "skipped")
-        .group_by(Message.skip_reason)
-        .order_by(sa.func.count().desc(), Message.skip_reason)
-    )
-    return [(reason or "no reason recorded", count) for reason, count in rows]
+def _with_errors(form: EventForm, refused: EditRefused) -> EventForm:
+    for name, messages in refused.errors.items():
+        form[name].errors = messages
+    return form
 
 
 def _render_event(event: Event, form: EventForm, status: int = 200, error: str | None = None):
-    now = _now()
-    registrations = db.session.scalars(
-        sa.select(Registration)
-        .where(Registration.event_id == event.id)
-        .order_by(Registration.registered_at, Registration.id)
-    ).all()
-    by_status = {state: [r for r in registrations if r.status == state]
-                 for state in ("confirmed", "waitlisted", "cancelled")}
-    failed = _failed(event)
+    now = times.now()
     return render_template(
-        "organisers/event.html",
-        event=event,
-        form=form,
-        error=error,
-        now=now,
-        attendees=by_status["confirmed"],
-        waiting=by_status["waitlisted"],
-        cancelled=by_status["cancelled"],
-        active_count=len(by_status["confirmed"]) + len(by_status["waitlisted"]),
-        timeline=_timeline(event, now),
-        failed=failed[:FAILED_SHOWN],
-        more_failed=len(failed) > FAILED_SHOWN,
-        retryable=sum(1 for m in failed if m.expires_at > now),
-        skipped=_skipped(event),
+        "organisers/event.html", event=event, form=form, error=error, now=now,
+        **event_overview(event, now, zone(_organiser_zone())),
     ), status
 
 
@@ -280,22 +130,15 @@ def new_event():
     """A form for a new event; a valid one is created and opens its own page."""
     if request.method == "GET":
         form = EventForm(formdata=None, data={"timezone": _organiser_zone(),
-                                              "kind": "webinar", "language": "en",
-                                              "status": "scheduled"})
+                                              "kind": EventKind.WEBINAR,
+                                              "language": Language.EN,
+                                              "status": EventStatus.SCHEDULED})
         return _render_new(form)
     form = EventForm()
-    values, errors = _checked(form)
-    if not errors and _slug_taken(values["slug"]):
-        errors["slug"] = [f"An event already has the slug {values['slug']}; choose another."]
-    if errors:
-        return _refuse(form, errors, _render_new)
-    now = _now()
-    event = Event(**values, confirmed_count=0, created_at=now, updated_at=now)
-    db.session.add(event)
     try:
-        db.session.flush()
-    except IntegrityError:
-        return _render_new(*_slug_race(form))
+        event, values = editing.create_event(form.cells(programme.COLUMNS), times.now())
+    except EditRefused as refused:
+        return _render_new(_with_errors(form, refused), refused.status, refused.error)
     auth.audit("event created", event.slug, {"fields": sorted(values)})
     db.session.commit()
     flash(f"Event {event.slug} created.")
@@ -306,7 +149,7 @@ def new_event():
 @auth.login_required
 def event_page(slug):
     """One event: its attendees and waiting list, its messages, and the form to edit it."""
-    event = _event_or_404(slug)
+    event = event_or_404(slug)
     return _render_event(event, EventForm(formdata=None, data=_form_data(event)))
 
 
@@ -314,27 +157,15 @@ def event_page(slug):
 @auth.login_required
 def save_event(slug):
     """Change an event through the same service as the importer, so people are told alike."""
-    event = _event_or_404(slug, lock=True)
+    event = event_or_404(slug, lock=True)
     form = EventForm()
-    values, errors = _checked(form)
-    now = _now()
-    if not errors:
-        errors = _refusals(event, values, form)
-    if errors:
-        return _refuse(form, errors, lambda f, s: _render_event(event, f, s))
     try:
-        change = services.change_event(event, values, now)
-        db.session.flush()
-    except services.ChangeRefused as exc:
-        db.session.rollback()
-        reopening = event.is_cancelled and values["status"] == "scheduled"
-        (form.status if reopening else form.starts_at).errors = [str(exc)]
-        return _render_event(event, form, 409, error=f"Nothing was changed: {exc}.")
-    except IntegrityError:
-        form, status = _slug_race(form)
-        return _render_event(event, form, status)
+        change = editing.change_event(
+            event, form.cells(programme.COLUMNS), times.now(),
+            keep_attendees=form.keep_attendees.data, confirm_cancel=form.confirm_cancel.data)
+    except EditRefused as refused:
+        return _render_event(event, _with_errors(form, refused), refused.status, refused.error)
     if not change.changed:
-        db.session.rollback()
         flash("Nothing was changed: the form holds what is already stored.")
         return redirect(url_for(".event_page", slug=event.slug), 303)
     cancelled = "status" in change.changed and event.is_cancelled
@@ -342,89 +173,18 @@ def save_event(slug):
                {"fields": change.changed, "notified": change.notified,
                 "promoted": change.promoted})
     db.session.commit()
-    flash(_change_summary(change, cancelled))
+    flash(editing.change_summary(change, cancelled))
     return redirect(url_for(".event_page", slug=event.slug), 303)
-
-
-def _checked(form: EventForm) -> tuple[dict, dict[str, list[str]]]:
-    """The form's values checked by the importer's rules, and the problems by field."""
-    values, problems = programme.check_event(form.cells(programme.COLUMNS))
-    errors: dict[str, list[str]] = {}
-    for name, message in problems:
-        errors.setdefault(name, []).append(message)
-    return values, errors
-
-
-def _slug_taken(slug: str, other_than: Event | None = None) -> bool:
-    query = sa.select(Event.id).where(Event.slug == slug)
-    if other_than is not None:
-        query = query.where(Event.id != other_than.id)
-    return db.session.scalar(query) is not None
-
-
-def _refusals(event: Event, values: dict, form: EventForm) -> dict[str, list[str]]:
-    """What the form must confirm or correct before this change may go ahead."""
-    errors = {}
-    if values["slug"] != event.slug and _slug_taken(values["slug"], other_than=event):
-        errors["slug"] = [f"Another event has the slug {values['slug']}; choose another."]
-    capacity = values["capacity"]
-    if (capacity != event.capacity and capacity is not None
-            and capacity < event.confirmed_count and not form.keep_attendees.data):
-        errors["capacity"] = [
-            f"{event.confirmed_count} people already have a seat, more than {capacity}. "
-            "Tick “keep the existing attendees” to lower it anyway (nobody loses a seat), "
-            "or choose at least that many."
-        ]
-    if values["status"] == "cancelled" and not event.is_cancelled and not form.confirm_cancel.data:
-        errors["confirm_cancel"] = [
-            "Cancelling notifies every registrant and can't be undone: tick the box to confirm. "
-            "Nothing was changed."
-        ]
-    return errors
-
-
-def _refuse(form: EventForm, errors: dict[str, list[str]], render):
-    """Every problem beside its field, nothing stored."""
-    db.session.rollback()
-    for name, messages in errors.items():
-        form[name].errors = messages
-    return render(form, 409 if "confirm_cancel" in errors else 422)
-
-
-def _slug_race(form: EventForm):
-    db.session.rollback()
-    form.slug.errors = ["Another event took this slug a moment ago; choose another."]
-    return form, 409
-
-
-def _change_summary(change: services.EventChange, cancelled: bool) -> str:
-    text = ("Event cancelled." if cancelled
-            else f"Saved: {', '.join(change.changed)} changed.")
-    if change.notified:
-        text += f" {_people(change.notified)} will be told by email."
-    if change.promoted:
-        text += f" {_people(change.promoted)} moved from the waiting list to a seat."
-    return text
-
-
-def _people(count: int) -> str:
-    return f"{count} registrant{'' if count == 1 else 's'}"
 
 
 @bp.post("/events/<slug>/retry")
 @auth.login_required
 def retry_failed(slug):
     """Send the event's failed messages again, those still inside their window."""
-    event = _event_or_404(slug)
-    retried, too_late = planner.retry_failed(event.id, _now())
-    late_text = ""
-    if too_late == 1:
-        late_text = " 1 is past its window (it would arrive too late) and stays failed."
-    elif too_late:
-        late_text = (f" {too_late} are past their window (they would arrive too late) and "
-                     "stay failed.")
+    event = event_or_404(slug)
+    retried, too_late = planner.retry_failed(event.id, times.now())
+    late_text = editing.retry_summary(too_late)
     if not retried:
-        db.session.rollback()
         error = ("Nothing to retry: there are no failed messages." if not too_late
                  else "Nothing was retried:" + late_text)
         return _render_event(event, EventForm(formdata=None, data=_form_data(event)), 409,
@@ -439,47 +199,17 @@ def retry_failed(slug):
 # --- programme upload: preview, then apply ---------------------------------------------------
 
 
-class _ClockSigner(TimestampSigner):
-    """Signs with the app's clock, so a preview's age is measured like every other time."""
-
-    def get_timestamp(self) -> int:
-        return int(_now().timestamp())
-
-
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="programme-upload",
-                                  signer=_ClockSigner)
-
-
-def _plan_digest(plans: list[programme.PlannedChange]) -> str:
-    """What the preview promised, without the head counts (a sign-up meanwhile is fine)."""
-    shape = [(plan.slug, plan.action, plan.fields) for plan in plans]
-    return hashlib.sha256(json.dumps(shape).encode()).hexdigest()
-
-
-def _sign(filename: str, data: bytes, plans: list[programme.PlannedChange]) -> str:
-    packed = base64.b64encode(zlib.compress(data, 9)).decode("ascii")
-    return _serializer().dumps({"name": filename, "data": packed, "plan": _plan_digest(plans)})
-
-
-def _unsign(token: str) -> tuple[str, bytes, str]:
-    """The file a preview signed; BadSignature (or SignatureExpired) for anything else."""
-    payload = _serializer().loads(token, max_age=PREVIEW_MAX_AGE_SECONDS)
-    inflate = zlib.decompressobj()
-    data = inflate.decompress(base64.b64decode(payload["data"]), programme.MAX_FILE_BYTES + 1)
-    return payload["name"], data, payload["plan"]
-
-
 def _render_upload(status: int = 200, *, error: str | None = None, problems=(), filename=""):
     return render_template("organisers/upload.html", error=error, problems=problems,
                            filename=filename), status
 
 
-def _render_preview(filename, plans, token, status=200, notice=None):
+def _render_preview(filename, plans, status=200, notice=None, data=b""):
     by_action = {action: [p for p in plans if p.action == action]
                  for action in ("create", "reschedule", "cancel", "change", "unchanged")}
     return render_template(
-        "organisers/upload_preview.html", filename=filename, plans=by_action, token=token,
+        "organisers/upload_preview.html", filename=filename, plans=by_action,
+        token=programme_upload.sign(filename, data, plans),
         told=sum(p.told for p in plans), promoted=sum(p.promoted for p in plans),
         follow_ups=sum(p.follow_ups for p in plans), notice=notice,
     ), status
@@ -492,92 +222,56 @@ def upload_form():
     return _render_upload()
 
 
+def _too_large():
+    return _render_upload(413, error=programme_upload.TOO_LARGE)
+
+
 @bp.post("/programme")
-@csrf.exempt  # checked below, once the larger limit for this form is in place
 @auth.login_required
+@upload_limit(programme_upload.UPLOAD_MAX_BYTES, _too_large)
 def preview_upload():
     """Check an uploaded programme and show what applying it would do; nothing is applied."""
-    request.max_content_length = UPLOAD_MAX_BYTES
-    try:
-        csrf.protect()
-        upload = request.files.get("file")
-    except RequestEntityTooLarge:
-        return _render_upload(413, error=TOO_LARGE)
+    upload = request.files.get("file")
     if upload is None or not upload.filename:
         return _render_upload(422, error="Choose the programme's CSV file to upload.")
-    # Shown and audited: the name only (no folders), printable characters only.
-    filename = "".join(ch for ch in upload.filename.replace("\\", "/").rsplit("/", 1)[-1]
-                       if ch.isprintable())[:200] or "the file"
+    filename = programme_upload.shown_filename(upload.filename)
     data = upload.read(programme.MAX_FILE_BYTES + 1)
-    wrong_kind = binary_kind(data)
-    if wrong_kind or not filename.lower().endswith(".csv"):
-        what = wrong_kind or "not a .csv file"
-        return _render_upload(415, filename=filename, error=(
-            f"{filename} is {what}. In Excel, choose File › Save a Copy › "
-            "“CSV UTF-8 (comma delimited)”, then upload that file. Nothing was changed."))
-    now = _now()
-    rows, problems = programme.parse_programme(data, programme.stored_events())
-    plans = []
-    if not problems:
-        plans, problems = programme.preview_programme(rows, now)
+    try:
+        programme_upload.check_file(filename, data)
+    except UploadRefused as refused:
+        return _render_upload(refused.status, filename=filename, error=refused.error)
+    rows, plans, problems = programme_upload.preview(data, times.now())
     auth.audit("programme previewed", filename,
                {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
                 "rows": len(rows), "problems": len(problems)})
     db.session.commit()
     if problems:
         return _render_upload(422, problems=problems, filename=filename)
-    return _render_preview(filename, plans, _sign(filename, data, plans))
+    return _render_preview(filename, plans, data=data)
 
 
 @bp.post("/programme/apply")
-@csrf.exempt  # checked below, once the larger limit for this form is in place
 @auth.login_required
+@upload_limit(programme_upload.APPLY_MAX_BYTES, _too_large)
 def apply_upload():
     """Apply a previewed programme, checked again; changed since the preview: preview again."""
-    request.max_content_length = APPLY_MAX_BYTES
-    request.max_form_memory_size = APPLY_MAX_BYTES
+    token = request.form.get("upload", "")
+    filename = ""
     try:
-        csrf.protect()
-        token = request.form.get("upload", "")
-    except RequestEntityTooLarge:
-        return _render_upload(413, error=TOO_LARGE)
-    try:
-        filename, data, promised = _unsign(token)
-    except SignatureExpired:
-        return _render_upload(400, error=(
-            f"The preview is more than {PREVIEW_MAX_AGE_SECONDS // 60} minutes old; upload "
-            "the file again to see what it would do now. Nothing was changed."))
-    except (BadSignature, ValueError, KeyError, TypeError, zlib.error):
-        return _render_upload(400, error=(
-            "This is not a preview made here; upload the file again. Nothing was changed."))
-    now = _now()
-    rows, problems = programme.parse_programme(data, programme.stored_events())
-    plans = []
-    if not problems:
-        plans, problems = programme.preview_programme(rows, now)
-    if problems:
-        db.session.rollback()
-        return _render_upload(422, problems=problems, filename=filename)
-    if _plan_digest(plans) != promised:
-        db.session.rollback()
-        return _render_preview(filename, plans, _sign(filename, data, plans), 409, notice=(
+        filename, data, promised = programme_upload.unsign(token)
+        summary = programme_upload.apply(filename, data, promised, times.now())
+    except UploadRefused as refused:
+        return _render_upload(refused.status, error=refused.error, problems=refused.problems,
+                              filename=filename)
+    except PreviewStale as stale:
+        return _render_preview(filename, stale.plans, 409, data=data, notice=(
             "The programme changed since your preview (someone else edited it), so this file "
             "would now do something else. Nothing was changed: check the preview below and "
             "confirm again."))
-    try:
-        summary = programme.apply_programme(rows, now)
-        auth.audit("programme uploaded", filename,
-                   {"sha256": hashlib.sha256(data).hexdigest(), "created": summary.created,
-                    "updated": summary.updated, "unchanged": len(summary.unchanged),
-                    "notified": summary.notified, "promoted": summary.promoted})
-        db.session.commit()
-    except programme.ProgrammeRejected as exc:
-        db.session.rollback()
-        return _render_upload(422, problems=exc.problems, filename=filename)
-    except IntegrityError:
-        db.session.rollback()
-        return _render_upload(409, filename=filename, error=(
-            "The programme changed while it was being applied (another upload at the same "
-            "time?); nothing was changed. Upload the file again."))
+    auth.audit("programme uploaded", filename,
+               {"sha256": hashlib.sha256(data).hexdigest(), "created": summary.created,
+                "updated": summary.updated, "unchanged": len(summary.unchanged),
+                "notified": summary.notified, "promoted": summary.promoted})
+    db.session.commit()
     flash(f"Programme {filename} applied: {summary}.")
     return redirect(url_for("organisers.dashboard"), 303)

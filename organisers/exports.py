@@ -8,17 +8,15 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     g,
     render_template,
     request,
     send_file,
     stream_with_context,
 )
-from werkzeug.exceptions import RequestEntityTooLarge
 
-from extensions import csrf, db
-from notifications.models import Message
+from extensions import db
+from notifications.models import Message, MessageKind, MessageStatus
 from organisers import auth
 from organisers.attendance import (
     MAX_REPORT_BYTES,
@@ -26,13 +24,15 @@ from organisers.attendance import (
     read_attendance_report,
     record_attendance,
 )
-from registration import services, times
+from organisers.uploads import upload_limit
+from registration import times
 from registration.export import (
     XLSX_MIMETYPE,
     attendees_csv,
     attendees_xlsx,
 )
-from registration.models import REGISTRATION_STATUSES, Event, Registration
+from registration.lookup import event_or_404
+from registration.models import Event, Registration, RegistrationStatus
 
 bp = Blueprint("organiser_exports", __name__, url_prefix="/admin")
 
@@ -41,19 +41,12 @@ SHOWN_UNREGISTERED = 10
 
 # -- exports ------------------------------------------------------------------------------------
 
-def _event_or_404(slug: str) -> Event:
-    event = services.find_event(slug)
-    if event is None:
-        abort(404, description=f"No event has the slug {slug!r}.")
-    return event
-
-
 def _status_filter() -> str | None:
     """The ?status= of an export: one registration status, or None for everyone."""
     status = request.args.get("status", "").strip()
     if not status:
         return None
-    if status not in REGISTRATION_STATUSES:
+    if status not in tuple(RegistrationStatus):
         abort(400, description=(
             f"There is no registration status {status[:40]!r}. Use status=confirmed, "
             "status=waitlisted or status=cancelled, or leave it out to export everyone."
@@ -63,7 +56,7 @@ def _status_filter() -> str | None:
 
 def _filename(event: Event | None, status: str | None, extension: str) -> str:
     """attendees-<slug>[-<status>]-<the organiser's date>.<extension>"""
-    today = current_app.config["CLOCK"]().astimezone(times.zone(g.organiser.timezone))
+    today = times.now().astimezone(times.zone(g.organiser.timezone))
     scope = re.sub(r"[^A-Za-z0-9_-]+", "-", event.slug) if event is not None else "all"
     parts = ["attendees", scope, status, today.date().isoformat()]
     return "-".join(part for part in parts if part) + "." + extension
@@ -112,7 +105,7 @@ def _xlsx_download(event: Event | None) -> Response:
 @auth.login_required
 def event_attendees_csv(slug):
     """The event's registrations as CSV for Excel (?status= to choose one status)."""
-    return _csv_download(_event_or_404(slug))
+    return _csv_download(event_or_404(slug))
 
 
 @bp.get("/attendees.csv")
@@ -126,7 +119,7 @@ def all_attendees_csv():
 @auth.login_required
 def event_attendees_xlsx(slug):
     """The event's registrations as an Excel workbook (?status= to choose one status)."""
-    return _xlsx_download(_event_or_404(slug))
+    return _xlsx_download(event_or_404(slug))
 
 
 @bp.get("/attendees.xlsx")
@@ -143,14 +136,15 @@ def _attendance_counts(event: Event) -> dict:
     counts = dict.fromkeys((True, False, None), 0)
     for attended, count in db.session.execute(
         sa.select(Registration.attended, sa.func.count())
-        .where(Registration.event_id == event.id, Registration.status == "confirmed")
+        .where(Registration.event_id == event.id,
+               Registration.status == RegistrationStatus.CONFIRMED)
         .group_by(Registration.attended)
     ):
         counts[attended] = count
     follow_ups_sent = db.session.scalar(
         sa.select(sa.func.count()).select_from(Message)
-        .where(Message.event_id == event.id, Message.kind == "follow_up",
-               Message.status == "sent")
+        .where(Message.event_id == event.id, Message.kind == MessageKind.FOLLOW_UP,
+               Message.status == MessageStatus.SENT)
     )
     return {"attended": counts[True], "missed": counts[False], "unknown": counts[None],
             "follow_ups_sent": follow_ups_sent}
@@ -160,28 +154,26 @@ def _attendance_page(event: Event, status: int = 200, **context):
     return render_template(
         "organisers/attendance.html", event=event, counts=_attendance_counts(event),
         max_megabytes=MAX_REPORT_BYTES // 1024 // 1024, shown=SHOWN_UNREGISTERED,
-        statuses=REGISTRATION_STATUSES, **context,
+        statuses=tuple(RegistrationStatus), **context,
     ), status
 
 
+def _report_too_large(slug):
+    return _attendance_page(
+        event_or_404(slug), 413, error=f"The file is larger than "
+        f"{MAX_REPORT_BYTES // 1024 // 1024} MB, far more than an attendee report: is it the "
+        "right file?")
+
+
 @bp.route("/events/<slug>/attendance", methods=["GET", "POST"])
-# CSRF is checked in the view: the global check reads the form before the view can raise the
-# upload limit above the sign-up form's, and would answer every report with a 413.
-@csrf.exempt
 @auth.login_required
+@upload_limit(MAX_REPORT_BYTES, _report_too_large)
 def attendance(slug):
     """Upload the webinar platform's attendee report to mark who attended the event."""
-    event = _event_or_404(slug)
+    event = event_or_404(slug)
     if request.method == "GET":
         return _attendance_page(event)
-    request.max_content_length = MAX_REPORT_BYTES
-    try:
-        csrf.protect()
-        upload = request.files.get("report")
-    except RequestEntityTooLarge:
-        return _attendance_page(
-            event, 413, error=f"The file is larger than {MAX_REPORT_BYTES // 1024 // 1024} MB, "
-            "far more than an attendee report: is it the right file?")
+    upload = request.files.get("report")
     if upload is None or not upload.filename:
         return _attendance_page(event, 400, error="Choose the attendee report (a CSV file) "
                                                   "to upload.")

@@ -7,7 +7,7 @@ The event form only carries text: its cells are checked by the programme importe
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField, TextAreaField
 
-from registration.models import EVENT_KINDS, EVENT_STATUSES, PILLARS
+from registration.models import EventKind, EventStatus, Language, Pillar
 
 
 class LoginForm(FlaskForm):
@@ -24,10 +24,10 @@ class EventForm(FlaskForm):
     """
 
     CHOICES = {
-        "kind": [(kind, kind.capitalize()) for kind in EVENT_KINDS],
-        "pillar": [("", "None")] + [(pillar, pillar.capitalize()) for pillar in PILLARS],
-        "language": [("en", "English"), ("ja", "日本語")],
-        "status": [(status, status.capitalize()) for status in EVENT_STATUSES],
+        "kind": [(kind, kind.capitalize()) for kind in EventKind],
+        "pillar": [("", "None")] + [(pillar, pillar.capitalize()) for pillar in Pillar],
+        "language": [(Language.EN, "English"), (Language.JA, "日本語")],
+        "status": [(status, status.capitalize()) for status in EventStatus],
     }
 
     slug = StringField("Slug (the address: /events/…)")

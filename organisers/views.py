@@ -5,9 +5,10 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 
 from extensions import db, limiter
 from organisers import auth, throttle
-from organisers.events import dashboard_rows
+from organisers.dashboard import dashboard_rows
 from organisers.forms import LoginForm
 from organisers.models import AuditEntry
+from registration import times
 
 bp = Blueprint("organisers", __name__, url_prefix="/admin")
 
@@ -22,10 +23,6 @@ def _never_stored(response):
     if request.path == bp.url_prefix or request.path.startswith(bp.url_prefix + "/"):
         response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _now():
-    return current_app.config["CLOCK"]()
 
 
 def _safe_next(target: str | None) -> str:
@@ -60,7 +57,7 @@ def login():
         return render_template("organisers/login.html", form=form, error=SIGN_IN_FAILED,
                                next=request.form.get("next", "")), 401
     target = _safe_next(request.form.get("next"))
-    now = _now()
+    now = times.now()
     auth.start_session(organiser, now)
     auth.audit("signed in", organiser=organiser, ip=request.remote_addr)
     db.session.commit()
@@ -83,7 +80,7 @@ def logout():
 def dashboard():
     """Every event at a glance: upcoming and running first, then past, with their counts."""
 
-    now = _now()
+    now = times.now()
     upcoming, past = dashboard_rows(now)
     return render_template("organisers/dashboard.html", upcoming=upcoming, past=past, now=now)
 

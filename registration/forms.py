@@ -1,6 +1,5 @@
 """The sign-up form: what a stranger may type, checked and normalised before anything is stored."""
 
-import unicodedata
 from functools import lru_cache
 
 from babel import Locale
@@ -11,7 +10,8 @@ from markupsafe import Markup, escape
 from wtforms import BooleanField, StringField
 from wtforms.validators import ValidationError
 
-from registration.models import AFFILIATIONS, LANGUAGES
+from registration.models import AFFILIATIONS, Language
+from registration.text import clean_text, first_control
 from registration.times import is_zone
 
 MAX_FIELD = 200
@@ -65,14 +65,9 @@ def email_key(address: str) -> str:
     return normalised.casefold()
 
 
-def clean_text(value: str | None) -> str:
-    """Trim and NFC-normalise a typed value (typed content itself is kept as written)."""
-    return unicodedata.normalize("NFC", (value or "").strip())
-
-
 def _check_text(field):
     value = clean_text(field.data)
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
+    if first_control(value) is not None:
         raise ValidationError("Please remove line breaks and control characters.")
     if len(value) > MAX_FIELD:
         raise ValidationError(f"Please keep this under {MAX_FIELD} characters.")
@@ -139,8 +134,8 @@ class SignupForm(FlaskForm):
             field.data = ""
 
     def validate_language(self, field):
-        field.data = clean_text(field.data) or "en"
-        if field.data not in LANGUAGES:
+        field.data = clean_text(field.data) or Language.EN
+        if field.data not in tuple(Language):
             raise ValidationError("Please choose English or Japanese.")
 
     def validate_consent(self, field):

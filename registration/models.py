@@ -1,17 +1,43 @@
 """The programme's events and the people registered for them."""
 
 from datetime import datetime
+from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from extensions import db
 
-EVENT_KINDS = ("webinar", "workshop", "training", "dialogue")
-PILLARS = ("reflect", "exchange", "advocate")
-LANGUAGES = ("en", "ja")
-EVENT_STATUSES = ("scheduled", "cancelled")
-REGISTRATION_STATUSES = ("confirmed", "waitlisted", "cancelled")
+
+class EventKind(StrEnum):
+    WEBINAR = "webinar"
+    WORKSHOP = "workshop"
+    TRAINING = "training"
+    DIALOGUE = "dialogue"
+
+
+class Pillar(StrEnum):
+    REFLECT = "reflect"
+    EXCHANGE = "exchange"
+    ADVOCATE = "advocate"
+
+
+class Language(StrEnum):
+    EN = "en"
+    JA = "ja"
+
+
+class EventStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+
+
+class RegistrationStatus(StrEnum):
+    CONFIRMED = "confirmed"
+    WAITLISTED = "waitlisted"
+    CANCELLED = "cancelled"
+
+
 AFFILIATIONS = {
     "local_government": "Local or regional government",
     "national_government": "National government",
@@ -23,8 +49,11 @@ AFFILIATIONS = {
 }
 
 
-def _in(column, values):
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+def enum_column(enum: type[StrEnum], name: str, length: int) -> sa.Enum:
+    """A column of the enum's values: a VARCHAR checked by a CHECK constraint named `name`
+    (no database type, so a new member needs no ALTER TYPE); read back as members."""
+    return sa.Enum(enum, native_enum=False, create_constraint=True, length=length, name=name,
+                   values_callable=lambda members: [member.value for member in members])
 
 
 class Event(db.Model):
@@ -33,10 +62,6 @@ class Event(db.Model):
     __tablename__ = "events"
     __table_args__ = (
         sa.CheckConstraint("ends_at > starts_at", name="ends_after_start"),
-        sa.CheckConstraint(_in("kind", EVENT_KINDS), name="kind"),
-        sa.CheckConstraint(f"pillar IS NULL OR {_in('pillar', PILLARS)}", name="pillar"),
-        sa.CheckConstraint(_in("language", LANGUAGES), name="language"),
-        sa.CheckConstraint(_in("status", EVENT_STATUSES), name="status"),
         sa.CheckConstraint("capacity IS NULL OR capacity >= 0", name="capacity"),
         sa.CheckConstraint("confirmed_count >= 0", name="confirmed_count"),
         sa.Index("ix_events_starts_at", "starts_at"),
@@ -45,19 +70,22 @@ class Event(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(sa.String(80), unique=True)
     title: Mapped[str] = mapped_column(sa.String(200))
-    kind: Mapped[str] = mapped_column(sa.String(20), default="webinar")
-    pillar: Mapped[str | None] = mapped_column(sa.String(20))
+    kind: Mapped[EventKind] = mapped_column(enum_column(EventKind, "kind", 20),
+                                            default=EventKind.WEBINAR)
+    pillar: Mapped[Pillar | None] = mapped_column(enum_column(Pillar, "pillar", 20))
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
     timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
     capacity: Mapped[int | None]
     # Seats taken, kept by one conditional UPDATE so that concurrent sign-ups never overbook.
     confirmed_count: Mapped[int] = mapped_column(default=0, server_default="0")
-    language: Mapped[str] = mapped_column(sa.String(2), default="en")
+    language: Mapped[Language] = mapped_column(enum_column(Language, "language", 2),
+                                               default=Language.EN)
     join_url: Mapped[str | None] = mapped_column(sa.String(2000))
     location: Mapped[str | None] = mapped_column(sa.String(200))
     description: Mapped[str] = mapped_column(sa.Text, default="")
-    status: Mapped[str] = mapped_column(sa.String(20), default="scheduled")
+    status: Mapped[EventStatus] = mapped_column(enum_column(EventStatus, "status", 20),
+                                                default=EventStatus.SCHEDULED)
     recording_url: Mapped[str | None] = mapped_column(sa.String(2000))
     # Raised with every change people must hear of, for the public calendar files.
     ical_sequence: Mapped[int] = mapped_column(default=0, server_default="0")
@@ -68,7 +96,7 @@ class Event(db.Model):
 
     @property
     def is_cancelled(self) -> bool:
-        return self.status == "cancelled"
+        return self.status == EventStatus.CANCELLED
 
     def seats_left(self) -> int | None:
         """Free seats, or None when the event has no cap."""
@@ -88,8 +116,6 @@ class Registration(db.Model):
 
     __tablename__ = "registrations"
     __table_args__ = (
-        sa.CheckConstraint(_in("status", REGISTRATION_STATUSES), name="status"),
-        sa.CheckConstraint(_in("language", LANGUAGES), name="language"),
         sa.CheckConstraint("ical_sequence >= 0", name="ical_sequence"),
         # One active registration per person and event; cancelled ones may repeat.
         sa.Index(
@@ -106,7 +132,8 @@ class Registration(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     event_id: Mapped[int] = mapped_column(sa.ForeignKey("events.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(sa.String(20))
+    status: Mapped[RegistrationStatus] = mapped_column(
+        enum_column(RegistrationStatus, "status", 20))
     name: Mapped[str] = mapped_column(sa.String(200))
     email: Mapped[str] = mapped_column(sa.String(320))
     # The address case-folded, for "is this person already registered?".
@@ -115,7 +142,8 @@ class Registration(db.Model):
     affiliation: Mapped[str] = mapped_column(sa.String(40))
     country: Mapped[str] = mapped_column(sa.String(2))
     timezone: Mapped[str] = mapped_column(sa.String(64))
-    language: Mapped[str] = mapped_column(sa.String(2), default="en")
+    language: Mapped[Language] = mapped_column(enum_column(Language, "language", 2),
+                                               default=Language.EN)
     registered_at: Mapped[datetime]
     confirmed_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
@@ -135,4 +163,4 @@ class Registration(db.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.status != "cancelled"
+        return self.status != RegistrationStatus.CANCELLED

@@ -8,7 +8,6 @@ import codecs
 import csv
 import io
 import re
-import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -21,7 +20,8 @@ import sqlalchemy as sa
 
 from extensions import db
 from registration import services
-from registration.models import EVENT_KINDS, EVENT_STATUSES, LANGUAGES, PILLARS, Event
+from registration.models import Event, EventKind, EventStatus, Language, Pillar
+from registration.text import LINE_BREAKS, clean_text, first_control
 from registration.times import zone_names
 
 COLUMNS = (
@@ -31,15 +31,15 @@ COLUMNS = (
 REQUIRED = ("slug", "title", "starts_at", "ends_at")
 # What a new event gets for a column the file leaves out, and any event for a blank cell.
 DEFAULTS: dict[str, Any] = {
-    "kind": "webinar",
+    "kind": EventKind.WEBINAR,
     "pillar": None,
     "timezone": "UTC",
     "capacity": None,
-    "language": "en",
+    "language": Language.EN,
     "join_url": None,
     "location": None,
     "description": "",
-    "status": "scheduled",
+    "status": EventStatus.SCHEDULED,
     "recording_url": None,
 }
 # "new" would shadow the organiser console's /events/new.
@@ -53,9 +53,6 @@ MAX_CAPACITY = 1_000_000
 # Years outside this range are typos, and would overflow when converted across zones.
 YEARS = range(2000, 2101)
 SLUG_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-# Invisible characters that reorder text: a title or slug could then read differently than it is.
-BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-LINE_SEPARATORS = frozenset("\u2028\u2029")
 
 
 class Problem(NamedTuple):
@@ -381,7 +378,8 @@ def check_event(
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
         problems.append(("ends_at", f"ends_at {_show(cells['ends_at'])} is not after "
                                     f"starts_at {_show(cells['starts_at'])}"))
-    if known is not None and known.status == "cancelled" and values.get("status") == "scheduled":
+    if (known is not None and known.status == EventStatus.CANCELLED
+            and values.get("status") == EventStatus.SCHEDULED):
         problems.append(("status", services.REOPEN_REFUSED.format(slug=slug)))
     return values, problems
 
@@ -403,12 +401,12 @@ def _show(value: str, limit: int = 40) -> str:
 
 
 def _text(name: str, cell: str, *, multiline: bool = False) -> str:
-    text = cell.strip()
+    text = clean_text(cell)
     if multiline:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     allowed = "\n\t" if multiline else ""
-    bad = next((ch for ch in text if _is_control(ch) and ch not in allowed), None)
-    if bad is not None and (bad in "\r\n" or bad in LINE_SEPARATORS):
+    bad = first_control(text, allowed)
+    if bad is not None and bad in LINE_BREAKS:
         raise _Bad(f"{name} contains a line break; keep it on one line")
     if bad is not None:
         raise _Bad(f"{name} contains the invisible control character U+{ord(bad):04X}; "
@@ -417,10 +415,6 @@ def _text(name: str, cell: str, *, multiline: bool = False) -> str:
     if limit is not None and len(text) > limit:
         raise _Bad(f"{name} is {len(text)} characters long; at most {limit} fit")
     return text
-
-
-def _is_control(ch: str) -> bool:
-    return unicodedata.category(ch) == "Cc" or ch in LINE_SEPARATORS or ch in BIDI_CONTROLS
 
 
 def _required_text(name: str, cell: str) -> str:
@@ -555,16 +549,16 @@ def _in_zone(name: str, moment: datetime, zone_name: str) -> datetime:
 CHECKS = {
     "slug": _slug,
     "title": _required_text,
-    "kind": _choice(EVENT_KINDS),
-    "pillar": _choice(PILLARS, optional=True),
+    "kind": _choice(tuple(EventKind)),
+    "pillar": _choice(tuple(Pillar), optional=True),
     "starts_at": _moment,
     "ends_at": _moment,
     "timezone": _zone,
     "capacity": _capacity,
-    "language": _choice(LANGUAGES),
+    "language": _choice(tuple(Language)),
     "join_url": _url,
     "location": _optional_text,
     "description": _description,
-    "status": _choice(EVENT_STATUSES),
+    "status": _choice(tuple(EventStatus)),
     "recording_url": _url,
 }

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from extensions import db
 from notifications import planner
 from registration import tokens
-from registration.models import Event, Registration
+from registration.models import Event, EventStatus, Registration, RegistrationStatus
 
 
 class SignupClosed(Exception):
@@ -65,7 +65,7 @@ def find_active(event: Event, email_key: str) -> Registration | None:
         sa.select(Registration).where(
             Registration.event_id == event.id,
             Registration.email_key == email_key,
-            Registration.status != "cancelled",
+            Registration.status != RegistrationStatus.CANCELLED,
         )
     )
 
@@ -137,7 +137,7 @@ def _insert(event: Event, applicant: Applicant, now: datetime) -> Registration:
     seated = _take_seat(event)
     registration = Registration(
         event=event,
-        status="confirmed" if seated else "waitlisted",
+        status=RegistrationStatus.CONFIRMED if seated else RegistrationStatus.WAITLISTED,
         name=applicant.name,
         email=applicant.email,
         email_key=applicant.email_key,
@@ -176,12 +176,12 @@ def cancel(registration: Registration, now: datetime) -> bool:
     """
     event = lock_event(registration.event)
     db.session.refresh(registration)
-    was_confirmed = registration.status == "confirmed"
+    was_confirmed = registration.status == RegistrationStatus.CONFIRMED
     result = db.session.execute(
         sa.update(Registration)
         .where(Registration.id == registration.id, Registration.status == registration.status,
-               Registration.status != "cancelled")
-        .values(status="cancelled", cancelled_at=now)
+               Registration.status != RegistrationStatus.CANCELLED)
+        .values(status=RegistrationStatus.CANCELLED, cancelled_at=now)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
@@ -205,7 +205,8 @@ def promote_waiting(event: Event, now: datetime) -> list[Registration]:
     while True:
         query = (
             sa.select(Registration)
-            .where(Registration.event_id == event.id, Registration.status == "waitlisted")
+            .where(Registration.event_id == event.id,
+                   Registration.status == RegistrationStatus.WAITLISTED)
             .order_by(Registration.registered_at, Registration.id)
             .limit(1)
             # Not SKIP LOCKED: the head of the queue is never passed over because another
@@ -217,8 +218,9 @@ def promote_waiting(event: Event, now: datetime) -> list[Registration]:
             break
         result = db.session.execute(
             sa.update(Registration)
-            .where(Registration.id == candidate.id, Registration.status == "waitlisted")
-            .values(status="confirmed", confirmed_at=now)
+            .where(Registration.id == candidate.id,
+                   Registration.status == RegistrationStatus.WAITLISTED)
+            .values(status=RegistrationStatus.CONFIRMED, confirmed_at=now)
             .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:
@@ -234,7 +236,7 @@ def promote_waiting(event: Event, now: datetime) -> list[Registration]:
 def check_change(event: Event, changes: dict, now: datetime) -> str | None:
     """Why these changes to a stored event are refused, in words for the organiser; or None."""
     changes = {name: value for name, value in changes.items() if getattr(event, name) != value}
-    if event.is_cancelled and changes.get("status") == "scheduled":
+    if event.is_cancelled and changes.get("status") == EventStatus.SCHEDULED:
         return REOPEN_REFUSED.format(slug=event.slug)
     if {"starts_at", "ends_at"} & changes.keys():
         starts_at = changes.get("starts_at", event.starts_at)
@@ -261,7 +263,8 @@ class EventChange:
 def _active_registrations(event: Event) -> list[Registration]:
     return db.session.scalars(
         sa.select(Registration)
-        .where(Registration.event_id == event.id, Registration.status != "cancelled")
+        .where(Registration.event_id == event.id,
+               Registration.status != RegistrationStatus.CANCELLED)
         .order_by(Registration.id)
     ).all()
 
@@ -299,7 +302,8 @@ def change_event(event: Event, changes: dict, now: datetime) -> EventChange:
     if event.is_cancelled:
         event.ical_sequence += 1
         for registration in _active_registrations(event):
-            planner.queue_cancellation(registration, registration.status == "confirmed", now,
+            planner.queue_cancellation(registration,
+                                       registration.status == RegistrationStatus.CONFIRMED, now,
                                        by_organiser=True)
             result.notified += 1
         db.session.flush()
@@ -308,7 +312,7 @@ def change_event(event: Event, changes: dict, now: datetime) -> EventChange:
         event.ical_sequence += 1
         if not event.has_ended(now):
             for registration in _active_registrations(event):
-                if registration.status == "confirmed" or "time" in told:
+                if registration.status == RegistrationStatus.CONFIRMED or "time" in told:
                     planner.queue_update(registration, now, changed=told,
                                          old_starts_at=old_starts_at, old_ends_at=old_ends_at)
                     result.notified += 1

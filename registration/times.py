@@ -5,11 +5,18 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from babel.dates import format_datetime, format_time
+from flask import current_app
 
 PATTERNS = {
     "en": ("EEEE d MMMM y, HH:mm", "HH:mm"),
     "ja": ("y年M月d日(E) H:mm", "H:mm"),
 }
+
+
+def now() -> datetime:
+    """The app's clock (a setting, so tests and `--now` runs can fix the time): for the edges
+    of the app, its views and commands; everything below them takes `now` as a parameter."""
+    return current_app.config["CLOCK"]()
 
 
 # Names that stand for the host's own zone, not a place.

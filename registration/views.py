@@ -17,24 +17,13 @@ from flask import (
 
 from extensions import db, limiter
 from notifications import ical
-from registration import retention, services
+from registration import retention, services, times
 from registration.forms import SignupForm, country_options
-from registration.models import AFFILIATIONS, EVENT_KINDS, LANGUAGES, PILLARS, Event
+from registration.lookup import event_or_404
+from registration.models import AFFILIATIONS, Event, EventKind, Language, Pillar
 from registration.times import format_when, utc_iso, zone
 
 bp = Blueprint("registration", __name__)
-
-
-def _now():
-    return current_app.config["CLOCK"]()
-
-
-def _event_or_404(slug: str) -> Event:
-    event = services.find_event(slug)
-    if event is None:
-        abort(404, description="There is no session at this address. See the programme for "
-                               "the sessions you can join.")
-    return event
 
 
 def _email_key() -> str:
@@ -58,12 +47,12 @@ def format_helpers():
 @bp.get("/")
 def index():
     """The programme: upcoming sessions by month, filterable; past ones apart."""
-    now = _now()
+    now = times.now()
     filters = {
-        "kind": request.args.get("kind") if request.args.get("kind") in EVENT_KINDS else "",
-        "pillar": request.args.get("pillar") if request.args.get("pillar") in PILLARS else "",
+        "kind": request.args.get("kind") if request.args.get("kind") in tuple(EventKind) else "",
+        "pillar": request.args.get("pillar") if request.args.get("pillar") in tuple(Pillar) else "",
         "language": (request.args.get("language")
-                     if request.args.get("language") in LANGUAGES else ""),
+                     if request.args.get("language") in tuple(Language) else ""),
     }
     query = sa.select(Event).order_by(Event.starts_at, Event.id)
     for column, value in filters.items():
@@ -83,8 +72,8 @@ def index():
         upcoming=upcoming,
         past=list(reversed(past)),
         filters=filters,
-        kinds=EVENT_KINDS,
-        pillars=PILLARS,
+        kinds=tuple(EventKind),
+        pillars=tuple(Pillar),
         now=now,
     )
 
@@ -94,7 +83,7 @@ def _render_event(event: Event, form: SignupForm, status: int = 200):
         "registration/event.html",
         event=event,
         form=form,
-        now=_now(),
+        now=times.now(),
         calendar_links=calendar_links(event),
     ), status
 
@@ -102,7 +91,7 @@ def _render_event(event: Event, form: SignupForm, status: int = 200):
 @bp.get("/events/<slug>")
 def event_page(slug):
     """One session: its details, seats left and the sign-up form."""
-    event = _event_or_404(slug)
+    event = event_or_404(slug)
     form = SignupForm(formdata=None, timezone=event.timezone, language=event.language)
     return _render_event(event, form)
 
@@ -112,8 +101,8 @@ def event_page(slug):
 @limiter.limit(lambda: current_app.config["RATELIMIT_SIGNUP_PER_EMAIL"], key_func=_email_key)
 def register(slug):
     """Take a sign-up: 303 to the thank-you page, the same for a first and a repeat sign-up."""
-    event = _event_or_404(slug)
-    now = _now()
+    event = event_or_404(slug)
+    now = times.now()
     if not event.is_open_for_signup(now):
         abort(410, description=_closed_message(event))
     form = SignupForm()
@@ -147,7 +136,7 @@ def _closed_message(event: Event) -> str:
 @bp.get("/events/<slug>/registered")
 def registered(slug):
     """The thank-you page: the same for everyone, it sends people to their inbox."""
-    event = _event_or_404(slug)
+    event = event_or_404(slug)
     return render_template(
         "registration/registered.html", event=event, calendar_links=calendar_links(event)
     )
@@ -162,7 +151,7 @@ def manage(token):
         registration=registration,
         event=registration.event,
         token=token,
-        now=_now(),
+        now=times.now(),
         calendar_links=calendar_links(registration.event),
     ))
 
@@ -180,7 +169,7 @@ def _private_page(html: str) -> Response:
 def cancel(token):
     """Cancel the registration, free the seat and promote the next person, in one transaction."""
     registration = services.find_by_token(token) or abort(404)
-    services.cancel(registration, _now())
+    services.cancel(registration, times.now())
     db.session.commit()
     return redirect(url_for(".manage", token=token), 303)
 
@@ -199,7 +188,7 @@ def delete_data_confirm(token):
 def delete_data(token):
     """Cancel if still active, then anonymise at once; the manage link stops working."""
     registration = services.find_by_token(token) or abort(404)
-    retention.delete_my_data(registration, _now())
+    retention.delete_my_data(registration, times.now())
     db.session.commit()
     return redirect(url_for(".data_deleted"), 303)
 
@@ -220,7 +209,7 @@ def _calendar_response(body: bytes, filename: str) -> Response:
 @bp.get("/events/<slug>.ics")
 def event_ics(slug):
     """One session as a calendar file, without join link or attendees."""
-    event = _event_or_404(slug)
+    event = event_or_404(slug)
     return _calendar_response(
         ical.public_calendar([event], current_app.config["BASE_URL"]), f"{event.slug}.ics"
     )

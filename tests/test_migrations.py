@@ -1,6 +1,7 @@
 """The migrations build exactly the schema the models describe, and undo cleanly, on both
 databases."""
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -22,3 +23,72 @@ def test_downgrade_to_nothing_and_upgrade_again(app):
     upgrade()
     tables = set(sa.inspect(db.engine).get_table_names())
     assert {"events", "registrations", "messages"} <= tables
+
+
+ENUM_TABLES = ("events", "registrations", "messages")
+MODELS_ONLY = "models_only"
+
+
+def _check_constraints(conn, schema=None) -> dict[tuple[str, str], str]:
+    inspector = sa.inspect(conn)
+    return {(table, check["name"]): check["sqltext"] for table in ENUM_TABLES
+            for check in inspector.get_check_constraints(table, schema=schema)}
+
+
+def test_migrated_check_constraints_are_the_ones_the_models_declare(app):
+    # Alembic's comparison skips CHECK constraints: compare what each database itself says of
+    # the migrated tables and of the same tables built from the models alone.
+    with db.engine.connect() as conn:
+        migrated = _check_constraints(conn)
+    if db.engine.dialect.name == "sqlite":
+        scratch = sa.create_engine("sqlite://")
+        db.metadata.create_all(scratch)
+        with scratch.connect() as conn:
+            modelled = _check_constraints(conn)
+        scratch.dispose()
+    else:
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA {MODELS_ONLY}")
+            db.metadata.create_all(conn.execution_options(
+                schema_translate_map={None: MODELS_ONLY}))
+            modelled = _check_constraints(conn, schema=MODELS_ONLY)
+            conn.exec_driver_sql(f"DROP SCHEMA {MODELS_ONLY} CASCADE")
+    assert len(modelled) >= 12
+    assert migrated == modelled
+
+
+def test_statuses_and_kinds_read_back_as_their_enums(app):
+    from notifications.models import IcalMethod, Message, MessageKind, MessageStatus
+    from registration.models import (
+        Event,
+        EventKind,
+        EventStatus,
+        Language,
+        Pillar,
+        Registration,
+        RegistrationStatus,
+    )
+    from tests.conftest import make_event, signed_up
+
+    signed_up(make_event(pillar="exchange"))
+    db.session.commit()
+    db.session.expire_all()
+    event = db.session.scalar(sa.select(Event))
+    registration = db.session.scalar(sa.select(Registration))
+    message = db.session.scalar(sa.select(Message))
+    assert [type(value) for value in (
+        event.kind, event.pillar, event.language, event.status, registration.status,
+        registration.language, message.kind, message.status, message.ical_method,
+    )] == [EventKind, Pillar, Language, EventStatus, RegistrationStatus, Language, MessageKind,
+           MessageStatus, IcalMethod]
+    assert message.kind == MessageKind.CONFIRMATION == "confirmation"
+
+
+def test_the_database_refuses_a_status_no_enum_has(app):
+    from tests.conftest import make_event
+
+    event_id = make_event().id
+    with pytest.raises(sa.exc.IntegrityError):
+        db.session.execute(sa.text("UPDATE events SET status = 'postponed' WHERE id = :id"),
+                           {"id": event_id})
+    db.session.rollback()

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from extensions import db
 from registration.demo import demo_programme_csv, forum_year
-from registration.models import EVENT_KINDS, LANGUAGES, PILLARS, Event
+from registration.models import Event, EventKind, Language, Pillar
 from registration.programme import parse_programme
 from tests.conftest import NOW, make_event
 
@@ -34,9 +34,9 @@ def test_seed_demo_loads_every_kind_pillar_and_language_in_many_zones(app, runne
     assert "created 12, updated 0, unchanged 0" in result.output
     loaded = events()
     assert len(loaded) == 12
-    assert {e.kind for e in loaded} == set(EVENT_KINDS)
-    assert {e.pillar for e in loaded} == set(PILLARS)
-    assert {e.language for e in loaded} == set(LANGUAGES)
+    assert {e.kind for e in loaded} == set(EventKind)
+    assert {e.pillar for e in loaded} == set(Pillar)
+    assert {e.language for e in loaded} == set(Language)
     assert {"Europe/Berlin", "Asia/Tokyo", "America/New_York", "America/Sao_Paulo",
             "Africa/Nairobi", "Asia/Kolkata"} <= {e.timezone for e in loaded}
     assert any(e.capacity is not None and e.capacity <= 5 for e in loaded)

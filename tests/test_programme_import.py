@@ -397,6 +397,14 @@ def test_lowering_capacity_takes_no_seat_away(app, runner, tmp_path):
     assert statuses == ["confirmed"] * 3
 
 
+def test_titles_are_stored_composed_as_the_sign_up_form_stores_names():
+    decomposed = "Cafe\u0301 des me\u0301tiers"
+    rows, problems = parse_programme(f"{HEADER}\nheat-plans,{decomposed},2026-07-07T14:00,"
+                                     "2026-07-07T15:30\n".encode())
+    assert problems == []
+    assert rows[0].values["title"] == "Café des métiers"
+
+
 def test_parse_programme_answers_rows_or_problems_without_a_database():
     rows, problems = parse_programme(codecs.BOM_UTF8 + f"{HEADER}\n{GOOD_ROW}\n".encode())
     assert problems == []

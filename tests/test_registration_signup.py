@@ -106,6 +106,18 @@ def test_invalid_field_re_renders_form_with_message_and_stores_nothing(client, f
     assert registrations() == [] and messages() == []
 
 
+@pytest.mark.parametrize("field, value", [
+    ("name", "Aiko \u202eamakaN"),  # reads "Aiko Nakama" backwards, the programme refuses it
+    ("organisation", "City\u2028Hall"),  # a line separator, a line break to many programs
+])
+def test_text_the_programme_refuses_is_refused_by_the_sign_up_form_too(client, field, value):
+    event = make_event()
+    response = sign_up(client, event.slug, **{field: value})
+    assert response.status_code == 422
+    assert "Please remove line breaks and control characters." in response.get_data(as_text=True)
+    assert registrations() == [] and messages() == []
+
+
 def test_missing_or_wrong_csrf_token_answers_400_and_stores_nothing(client):
     event = make_event()
     assert client.post(f"/events/{event.slug}/register", data=form_data()).status_code == 400
@@ -149,6 +161,15 @@ def test_unknown_event_answers_404(client):
     assert client.get("/events/no-such-session").status_code == 404
     assert client.post("/events/no-such-session/register", data=form_data()).status_code in (
         400, 404)
+
+
+def test_unknown_event_answers_404_naming_the_slug_on_public_and_console_pages(admin):
+    for path in ("/events/no-such-session", "/admin/events/no-such-session",
+                 "/admin/events/no-such-session/attendees.csv"):
+        response = admin.get(path)
+        assert response.status_code == 404
+        assert "No event has the slug &#39;no-such-session&#39;." in response.get_data(
+            as_text=True)
 
 
 def test_cancelled_event_takes_no_sign_ups(client):

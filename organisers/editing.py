@@ -1,0 +1,130 @@
+"""Creating and changing events from the console, by the programme importer's rules and through
+the same change service, so that people are told alike whichever way a change comes."""
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from extensions import db
+from registration import programme, services
+from registration.models import Event, EventStatus
+
+SLUG_RACE = "Another event took this slug a moment ago; choose another."
+
+
+class EditRefused(Exception):
+    """The form must be corrected or confirmed first: problems by field, the answer's status
+    and, where one helps, a line for the top of the page. Nothing was stored."""
+
+    def __init__(self, errors: dict[str, list[str]], status: int = 422,
+                 error: str | None = None):
+        super().__init__(error or "; ".join(m for ms in errors.values() for m in ms))
+        self.errors = errors
+        self.status = status
+        self.error = error
+
+
+def check_cells(cells: dict[str, str]) -> tuple[dict, dict[str, list[str]]]:
+    """The form's text checked by the importer's rules: the values, and the problems by field."""
+    values, problems = programme.check_event(cells)
+    errors: dict[str, list[str]] = {}
+    for name, message in problems:
+        errors.setdefault(name, []).append(message)
+    return values, errors
+
+
+def _slug_taken(slug: str, other_than: Event | None = None) -> bool:
+    query = sa.select(Event.id).where(Event.slug == slug)
+    if other_than is not None:
+        query = query.where(Event.id != other_than.id)
+    return db.session.scalar(query) is not None
+
+
+def create_event(cells: dict[str, str], now: datetime) -> tuple[Event, dict]:
+    """A new event from the form's text; returns it with its values (flushed, not committed)."""
+    values, errors = check_cells(cells)
+    if not errors and _slug_taken(values["slug"]):
+        errors["slug"] = [f"An event already has the slug {values['slug']}; choose another."]
+    if errors:
+        raise EditRefused(errors)
+    event = Event(**values, confirmed_count=0, created_at=now, updated_at=now)
+    try:
+        # A savepoint: a slug taken meanwhile is refused, and the request's transaction lives on.
+        with db.session.begin_nested():
+            db.session.add(event)
+            db.session.flush()
+    except IntegrityError:
+        raise EditRefused({"slug": [SLUG_RACE]}, 409) from None
+    return event, values
+
+
+def _refusals(event: Event, values: dict, *, keep_attendees: bool,
+              confirm_cancel: bool) -> dict[str, list[str]]:
+    """What the form must confirm or correct before this change may go ahead."""
+    errors = {}
+    if values["slug"] != event.slug and _slug_taken(values["slug"], other_than=event):
+        errors["slug"] = [f"Another event has the slug {values['slug']}; choose another."]
+    capacity = values["capacity"]
+    if (capacity != event.capacity and capacity is not None
+            and capacity < event.confirmed_count and not keep_attendees):
+        errors["capacity"] = [
+            f"{event.confirmed_count} people already have a seat, more than {capacity}. "
+            "Tick “keep the existing attendees” to lower it anyway (nobody loses a seat), "
+            "or choose at least that many."
+        ]
+    if values["status"] == EventStatus.CANCELLED and not event.is_cancelled and not confirm_cancel:
+        errors["confirm_cancel"] = [
+            "Cancelling notifies every registrant and can't be undone: tick the box to confirm. "
+            "Nothing was changed."
+        ]
+    return errors
+
+
+def change_event(event: Event, cells: dict[str, str], now: datetime, *,
+                 keep_attendees: bool, confirm_cancel: bool) -> services.EventChange:
+    """Change a (locked) event to the form's text, or refuse with every problem by field; a
+    refused change leaves the event and the transaction as they were."""
+    values, errors = check_cells(cells)
+    if not errors:
+        errors = _refusals(event, values, keep_attendees=keep_attendees,
+                           confirm_cancel=confirm_cancel)
+    if errors:
+        raise EditRefused(errors, 409 if "confirm_cancel" in errors else 422)
+    reopening = event.is_cancelled and values["status"] == EventStatus.SCHEDULED
+    try:
+        # A savepoint, rolled back on refusal: the page then shows the event as stored.
+        with db.session.begin_nested():
+            change = services.change_event(event, values, now)
+            db.session.flush()
+    except services.ChangeRefused as exc:
+        field = "status" if reopening else "starts_at"
+        raise EditRefused({field: [str(exc)]}, 409, error=f"Nothing was changed: {exc}.") from None
+    except IntegrityError:
+        raise EditRefused({"slug": [SLUG_RACE]}, 409) from None
+    return change
+
+
+def change_summary(change: services.EventChange, cancelled: bool) -> str:
+    """What a saved change did, in a line for the organiser."""
+    text = ("Event cancelled." if cancelled
+            else f"Saved: {', '.join(change.changed)} changed.")
+    if change.notified:
+        text += f" {_people(change.notified)} will be told by email."
+    if change.promoted:
+        text += f" {_people(change.promoted)} moved from the waiting list to a seat."
+    return text
+
+
+def _people(count: int) -> str:
+    return f"{count} registrant{'' if count == 1 else 's'}"
+
+
+def retry_summary(too_late: int) -> str:
+    """Why some failed messages were not retried, as a sentence to append ('' if none)."""
+    if too_late == 1:
+        return " 1 is past its window (it would arrive too late) and stays failed."
+    if too_late:
+        return (f" {too_late} are past their window (they would arrive too late) and "
+                "stay failed.")
+    return ""

@@ -1,0 +1,106 @@
+"""What the console shows of one event: its registrations by status, the timeline of its
+messages, and those that failed or were skipped."""
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+import sqlalchemy as sa
+
+from extensions import db
+from notifications.models import Message, MessageKind, MessageStatus
+from registration.models import Event, Registration, RegistrationStatus
+
+# Messages sent to one person at a time, grouped by day in the timeline; the others go out in
+# batches (a reminder, an update, a follow-up), grouped by the moment they were due.
+PERSONAL_KINDS = (MessageKind.CONFIRMATION, MessageKind.WAITLISTED, MessageKind.PROMOTION,
+                  MessageKind.CANCELLATION)
+KIND_LABELS = {
+    MessageKind.CONFIRMATION: "confirmation",
+    MessageKind.WAITLISTED: "waiting-list notice",
+    MessageKind.PROMOTION: "seat from the waiting list",
+    MessageKind.CANCELLATION: "cancellation",
+    MessageKind.REMINDER: "reminder",
+    MessageKind.UPDATE: "update",
+    MessageKind.FOLLOW_UP: "follow-up with the recording",
+}
+FAILED_SHOWN = 200
+
+
+@dataclass
+class TimelineEntry:
+    """Messages of one kind sent (or to be sent) together, or on one day."""
+
+    status: str  # "sent" or "scheduled"
+    kind: str
+    first_at: datetime
+    last_at: datetime
+    count: int = 0
+
+
+def timeline(event: Event, local_zone: tzinfo) -> list[TimelineEntry]:
+    """The event's sent and pending messages, grouped; personal ones by day in `local_zone`."""
+    rows = db.session.execute(
+        sa.select(Message.status, Message.kind, Message.due_at, sa.func.count(),
+                  sa.func.min(Message.sent_at), sa.func.max(Message.sent_at))
+        .where(Message.event_id == event.id,
+               Message.status.in_((MessageStatus.SENT, MessageStatus.PENDING)))
+        .group_by(Message.status, Message.kind, Message.due_at)
+    )
+    entries: dict[tuple, TimelineEntry] = {}
+    for status, kind, due_at, count, first_sent, last_sent in rows:
+        first, last = due_at, due_at
+        if status == MessageStatus.SENT:
+            first, last = first_sent or due_at, last_sent or due_at
+        when = due_at.astimezone(local_zone).date() if kind in PERSONAL_KINDS else due_at
+        key = (status, kind, when)
+        entry = entries.get(key)
+        if entry is None:
+            entry = entries[key] = TimelineEntry(
+                "sent" if status == MessageStatus.SENT else "scheduled", kind, first, last)
+        entry.first_at, entry.last_at = min(entry.first_at, first), max(entry.last_at, last)
+        entry.count += count
+    return sorted(entries.values(), key=lambda e: (e.first_at, e.status != "sent", e.kind))
+
+
+def _failed(event: Event) -> list[Message]:
+    return db.session.scalars(
+        sa.select(Message)
+        .where(Message.event_id == event.id, Message.status == MessageStatus.FAILED)
+        .order_by(Message.last_attempt_at, Message.id)
+        .limit(FAILED_SHOWN + 1)
+    ).all()
+
+
+def _skipped(event: Event) -> list[tuple[str, int]]:
+    rows = db.session.execute(
+        sa.select(Message.skip_reason, sa.func.count())
+        .where(Message.event_id == event.id, Message.status == MessageStatus.SKIPPED)
+        .group_by(Message.skip_reason)
+        .order_by(sa.func.count().desc(), Message.skip_reason)
+    )
+    return [(reason or "no reason recorded", count) for reason, count in rows]
+
+
+def event_overview(event: Event, now: datetime, local_zone: tzinfo) -> dict:
+    """Everything the event's console page shows besides the form, as template variables."""
+    registrations = db.session.scalars(
+        sa.select(Registration)
+        .where(Registration.event_id == event.id)
+        .order_by(Registration.registered_at, Registration.id)
+    ).all()
+    by_status = {state: [r for r in registrations if r.status == state]
+                 for state in RegistrationStatus}
+    attendees = by_status[RegistrationStatus.CONFIRMED]
+    waiting = by_status[RegistrationStatus.WAITLISTED]
+    failed = _failed(event)
+    return {
+        "attendees": attendees,
+        "waiting": waiting,
+        "cancelled": by_status[RegistrationStatus.CANCELLED],
+        "active_count": len(attendees) + len(waiting),
+        "timeline": timeline(event, local_zone),
+        "failed": failed[:FAILED_SHOWN],
+        "more_failed": len(failed) > FAILED_SHOWN,
+        "retryable": sum(1 for m in failed if m.expires_at > now),
+        "skipped": _skipped(event),
+    }
