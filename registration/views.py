@@ -133,7 +133,14 @@ def register(slug):
         language=form.language.data,
         consent_version=current_app.config["PRIVACY_NOTICE_VERSION"],
     )
-    services.sign_up(event, applicant, now)
+    try:
+        services.sign_up(event, applicant, now)
+    except services.SignupClosed:
+        # Cancelled (or ended) after this request read the event, before the sign-up locked
+        # it: the same answer as when the page was loaded too late, with nothing stored.
+        message = _closed_message(event)  # the event as the lock read it
+        db.session.rollback()
+        abort(410, description=message)
     db.session.commit()
     return redirect(url_for(".registered", slug=slug), 303)
 
