@@ -101,6 +101,10 @@ def skip_reason(message: Message, now: datetime) -> str | None:
             return "event cancelled"
         if registration.status == "cancelled":
             return "cancelled"
+        # A row a dispatcher held while the data was deleted escaped the wipe: only an unsent
+        # cancellation keeps its address (see planner.forget_recipients).
+        if registration.anonymised_at is not None:
+            return "personal data deleted"
     if message.kind in SEAT_ONLY_KINDS and registration.status != "confirmed":
         return "not confirmed"
     if message.kind == "reminder" and now >= event.starts_at:

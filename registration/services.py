@@ -17,6 +17,10 @@ class SignupClosed(Exception):
     """The event has ended or was cancelled."""
 
 
+class CancellationClosed(Exception):
+    """The event has ended: its registrations can no longer be cancelled."""
+
+
 class ChangeRefused(Exception):
     """A change to an event that would break a promise to its registrants; says why in words."""
 
@@ -172,9 +176,12 @@ def cancel(registration: Registration, now: datetime) -> bool:
     """Cancel a registration, free its seat and promote the next person; False if already done.
 
     On a session the organisers cancelled, the person already has (or will get) its
-    cancellation: the registration just ends, with nothing more sent.
+    cancellation: the registration just ends, with nothing more sent. After the session's end
+    raises CancellationClosed, having changed nothing.
     """
     event = lock_event(registration.event)
+    if not event.is_open_for_cancellation(now):
+        raise CancellationClosed(event.slug)
     db.session.refresh(registration)
     was_confirmed = registration.status == "confirmed"
     result = db.session.execute(

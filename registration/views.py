@@ -187,7 +187,13 @@ def _private_page(html: str) -> Response:
 def cancel(token):
     """Cancel the registration, free the seat and promote the next person, in one transaction."""
     registration = services.find_by_token(token) or abort(404)
-    services.cancel(registration, _now())
+    try:
+        services.cancel(registration, _now())
+    except services.CancellationClosed:
+        title = registration.event.title
+        db.session.rollback()
+        abort(410, description=f"“{title}” has ended, so its registrations can no longer be "
+                               "cancelled. Nothing was changed.")
     db.session.commit()
     return redirect(url_for(".manage", token=token), 303)
 
@@ -198,13 +204,14 @@ def delete_data_confirm(token):
     registration = services.find_by_token(token) or abort(404)
     return _private_page(render_template(
         "registration/delete.html", registration=registration, event=registration.event,
-        token=token,
+        token=token, now=_now(),
     ))
 
 
 @bp.post("/r/<token>/delete")
 def delete_data(token):
-    """Cancel if still active, then anonymise at once; the manage link stops working."""
+    """Cancel if still active and the session has not ended, then anonymise at once; the
+    manage link stops working."""
     registration = services.find_by_token(token) or abort(404)
     retention.delete_my_data(registration, _now())
     db.session.commit()

@@ -1,14 +1,15 @@
 """The attendee's own page and cancelling: the link, the seat, the waiting list."""
 
 import re
+from datetime import timedelta
 
 import sqlalchemy as sa
 
 from extensions import db
 from notifications.models import Message
 from registration import services, tokens
-from registration.models import Registration
-from tests.conftest import make_event, sign_up
+from registration.models import Event, Registration
+from tests.conftest import NOW, make_event, sign_up
 
 
 def registration_for(email):
@@ -152,3 +153,29 @@ def test_cancelling_works_over_https_without_a_referer(app_with):
         assert response.status_code == 303
         db.session.refresh(registration)
         assert registration.status == "cancelled"
+
+
+def test_cancelling_after_the_session_ended_answers_410_and_changes_nothing(app, client):
+    event = make_event(starts_at=NOW + timedelta(hours=1), capacity=5,
+                       recording_url="https://video.example.org/r/1")
+    sign_up(client, event.slug)
+    registration = registration_for("aiko.tanaka@example.org")
+    path = manage_path(registration)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"',
+                     client.get(path).get_data(as_text=True)).group(1)
+    planned = [(m.kind, m.status) for m in db.session.scalars(
+        sa.select(Message).order_by(Message.id))]
+    assert ("follow_up", "pending") in planned
+    after_end = event.ends_at + timedelta(minutes=5)
+    app.config["CLOCK"] = lambda: after_end
+
+    assert "Cancel my registration" not in client.get(path).get_data(as_text=True)
+    response = client.post(path + "/cancel", data={"csrf_token": csrf})
+
+    assert response.status_code == 410
+    assert "has ended" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert registration_for("aiko.tanaka@example.org").status == "confirmed"
+    assert db.session.get(Event, event.id).confirmed_count == 1
+    assert [(m.kind, m.status) for m in db.session.scalars(
+        sa.select(Message).order_by(Message.id))] == planned
