@@ -323,12 +323,12 @@ def save_event(slug):
     if errors:
         return _refuse(form, errors, lambda f, s: _render_event(event, f, s))
     try:
-        change = services.change_event(event, values, now)
+        change = services.change_event(event, values, now,
+                                       keep_seats=bool(form.keep_attendees.data))
         db.session.flush()
     except services.ChangeRefused as exc:
         db.session.rollback()
-        reopening = event.is_cancelled and values["status"] == "scheduled"
-        (form.status if reopening else form.starts_at).errors = [str(exc)]
+        form[exc.refusal.field].errors = [str(exc)]
         return _render_event(event, form, 409, error=f"Nothing was changed: {exc}.")
     except IntegrityError:
         form, status = _slug_race(form)
@@ -367,13 +367,14 @@ def _refusals(event: Event, values: dict, form: EventForm) -> dict[str, list[str
     errors = {}
     if values["slug"] != event.slug and _slug_taken(values["slug"], other_than=event):
         errors["slug"] = [f"Another event has the slug {values['slug']}; choose another."]
-    capacity = values["capacity"]
-    if (capacity != event.capacity and capacity is not None
-            and capacity < event.confirmed_count and not form.keep_attendees.data):
+    # The change service's own rule, asked first to show it beside the field with the box
+    # that accepts it.
+    seats = services.seats_refusal(event, values["capacity"],
+                                   keep_seats=bool(form.keep_attendees.data))
+    if seats:
         errors["capacity"] = [
-            f"{event.confirmed_count} people already have a seat, more than {capacity}. "
-            "Tick “keep the existing attendees” to lower it anyway (nobody loses a seat), "
-            "or choose at least that many."
+            f"The {seats}. Tick “keep the existing attendees” to lower it anyway (nobody "
+            "loses a seat), or choose at least that many."
         ]
     if values["status"] == "cancelled" and not event.is_cancelled and not form.confirm_cancel.data:
         errors["confirm_cancel"] = [
@@ -457,31 +458,35 @@ def _plan_digest(plans: list[programme.PlannedChange]) -> str:
     return hashlib.sha256(json.dumps(shape).encode()).hexdigest()
 
 
-def _sign(filename: str, data: bytes, plans: list[programme.PlannedChange]) -> str:
+def _sign(filename: str, data: bytes, plans: list[programme.PlannedChange],
+          keep_seats: bool) -> str:
     packed = base64.b64encode(zlib.compress(data, 9)).decode("ascii")
-    return _serializer().dumps({"name": filename, "data": packed, "plan": _plan_digest(plans)})
+    return _serializer().dumps({"name": filename, "data": packed, "plan": _plan_digest(plans),
+                                "keep_seats": keep_seats})
 
 
-def _unsign(token: str) -> tuple[str, bytes, str]:
-    """The file a preview signed; BadSignature (or SignatureExpired) for anything else."""
+def _unsign(token: str) -> tuple[str, bytes, str, bool]:
+    """The file a preview signed, and whether it keeps seats; BadSignature (or
+    SignatureExpired) for anything else."""
     payload = _serializer().loads(token, max_age=PREVIEW_MAX_AGE_SECONDS)
     inflate = zlib.decompressobj()
     data = inflate.decompress(base64.b64decode(payload["data"]), programme.MAX_FILE_BYTES + 1)
-    return payload["name"], data, payload["plan"]
+    return payload["name"], data, payload["plan"], bool(payload.get("keep_seats"))
 
 
-def _render_upload(status: int = 200, *, error: str | None = None, problems=(), filename=""):
+def _render_upload(status: int = 200, *, error: str | None = None, problems=(), filename="",
+                   keep_seats=False):
     return render_template("organisers/upload.html", error=error, problems=problems,
-                           filename=filename), status
+                           filename=filename, keep_seats=keep_seats), status
 
 
-def _render_preview(filename, plans, token, status=200, notice=None):
+def _render_preview(filename, plans, token, status=200, notice=None, keep_seats=False):
     by_action = {action: [p for p in plans if p.action == action]
                  for action in ("create", "reschedule", "cancel", "change", "unchanged")}
     return render_template(
         "organisers/upload_preview.html", filename=filename, plans=by_action, token=token,
         told=sum(p.told for p in plans), promoted=sum(p.promoted for p in plans),
-        follow_ups=sum(p.follow_ups for p in plans), notice=notice,
+        follow_ups=sum(p.follow_ups for p in plans), notice=notice, keep_seats=keep_seats,
     ), status
 
 
@@ -501,6 +506,7 @@ def preview_upload():
     try:
         csrf.protect()
         upload = request.files.get("file")
+        keep_seats = request.form.get("keep_seats") == "y"
     except RequestEntityTooLarge:
         return _render_upload(413, error=TOO_LARGE)
     if upload is None or not upload.filename:
@@ -519,14 +525,15 @@ def preview_upload():
     rows, problems = programme.parse_programme(data, programme.stored_events())
     plans = []
     if not problems:
-        plans, problems = programme.preview_programme(rows, now)
+        plans, problems = programme.preview_programme(rows, now, keep_seats=keep_seats)
     auth.audit("programme previewed", filename,
                {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-                "rows": len(rows), "problems": len(problems)})
+                "rows": len(rows), "problems": len(problems), "keep_seats": keep_seats})
     db.session.commit()
     if problems:
-        return _render_upload(422, problems=problems, filename=filename)
-    return _render_preview(filename, plans, _sign(filename, data, plans))
+        return _render_upload(422, problems=problems, filename=filename, keep_seats=keep_seats)
+    return _render_preview(filename, plans, _sign(filename, data, plans, keep_seats),
+                           keep_seats=keep_seats)
 
 
 @bp.post("/programme/apply")
@@ -542,7 +549,7 @@ def apply_upload():
     except RequestEntityTooLarge:
         return _render_upload(413, error=TOO_LARGE)
     try:
-        filename, data, promised = _unsign(token)
+        filename, data, promised, keep_seats = _unsign(token)
     except SignatureExpired:
         return _render_upload(400, error=(
             f"The preview is more than {PREVIEW_MAX_AGE_SECONDS // 60} minutes old; upload "
@@ -554,18 +561,19 @@ def apply_upload():
     rows, problems = programme.parse_programme(data, programme.stored_events())
     plans = []
     if not problems:
-        plans, problems = programme.preview_programme(rows, now)
+        plans, problems = programme.preview_programme(rows, now, keep_seats=keep_seats)
     if problems:
         db.session.rollback()
-        return _render_upload(422, problems=problems, filename=filename)
+        return _render_upload(422, problems=problems, filename=filename, keep_seats=keep_seats)
     if _plan_digest(plans) != promised:
         db.session.rollback()
-        return _render_preview(filename, plans, _sign(filename, data, plans), 409, notice=(
+        return _render_preview(filename, plans, _sign(filename, data, plans, keep_seats), 409,
+                               keep_seats=keep_seats, notice=(
             "The programme changed since your preview (someone else edited it), so this file "
             "would now do something else. Nothing was changed: check the preview below and "
             "confirm again."))
     try:
-        summary = programme.apply_programme(rows, now)
+        summary = programme.apply_programme(rows, now, keep_seats=keep_seats)
         auth.audit("programme uploaded", filename,
                    {"sha256": hashlib.sha256(data).hexdigest(), "created": summary.created,
                     "updated": summary.updated, "unchanged": len(summary.unchanged),
@@ -573,7 +581,8 @@ def apply_upload():
         db.session.commit()
     except programme.ProgrammeRejected as exc:
         db.session.rollback()
-        return _render_upload(422, problems=exc.problems, filename=filename)
+        return _render_upload(422, problems=exc.problems, filename=filename,
+                              keep_seats=keep_seats)
     except IntegrityError:
         db.session.rollback()
         return _render_upload(409, filename=filename, error=(

@@ -47,11 +47,16 @@ class ImportSummary:
 
 
 class ProgrammeRejected(Exception):
-    """The rows can't be applied as they stand; `problems` says why, line by line."""
+    """The rows can't be applied as they stand; `problems` says why, line by line.
 
-    def __init__(self, problems: list[Problem]):
+    `seats_taken`: a row lowers a capacity below the seats already taken, which applies only
+    when the organiser accepts keeping those seats (`keep_seats`).
+    """
+
+    def __init__(self, problems: list[Problem], *, seats_taken: bool = False):
         super().__init__("; ".join(str(p) for p in problems))
         self.problems = problems
+        self.seats_taken = seats_taken
 
 
 def stored_events() -> dict[str, StoredEvent]:
@@ -60,14 +65,17 @@ def stored_events() -> dict[str, StoredEvent]:
     return {slug: StoredEvent(timezone, status) for slug, timezone, status in result}
 
 
-def apply_programme(rows: Sequence[ProgrammeRow], now: datetime) -> ImportSummary:
+def apply_programme(rows: Sequence[ProgrammeRow], now: datetime, *,
+                    keep_seats: bool = False) -> ImportSummary:
     """Create or update the events of checked rows by slug; flushes, the caller commits once.
 
     A column the file leaves out keeps its stored value (a new event takes the default). The
     rows come from `parse_programme(data, stored_events())`, so naive times were read in the
     right zone.
 
-    Raises ProgrammeRejected, having changed nothing, if a row would reopen a cancelled event.
+    Raises ProgrammeRejected, having changed nothing, if the change service refuses a row (a
+    cancelled event reopened, a session moved into the past, a capacity below the seats
+    already taken without `keep_seats`).
     """
     slugs = [row.slug for row in rows]
     existing = {}
@@ -83,14 +91,18 @@ def apply_programme(rows: Sequence[ProgrammeRow], now: datetime) -> ImportSummar
             )
         }
     # Checked here, under the lock, all before any change: a file applies whole or not at all.
-    refused = [
-        Problem(row.line, problem)
+    refusals = [
+        (row.line, refusal)
         for row in rows
         if row.slug in existing
-        and (problem := services.check_change(existing[row.slug], row.values, now))
+        and (refusal := services.check_change(existing[row.slug], row.values, now,
+                                              keep_seats=keep_seats))
     ]
-    if refused:
-        raise ProgrammeRejected(refused)
+    if refusals:
+        raise ProgrammeRejected(
+            [Problem(line, str(refusal)) for line, refusal in refusals],
+            seats_taken=any(refusal.field == "capacity" for _, refusal in refusals),
+        )
 
     summary = ImportSummary()
     for row in rows:
@@ -104,7 +116,7 @@ def apply_programme(rows: Sequence[ProgrammeRow], now: datetime) -> ImportSummar
                                                event.starts_at, event.ends_at,
                                                fields=tuple(sorted(row.values))))
             continue
-        change = services.change_event(event, row.values, now)
+        change = services.change_event(event, row.values, now, keep_seats=keep_seats)
         (summary.updated if change.changed else summary.unchanged).append(row.slug)
         summary.promoted += change.promoted
         summary.notified += change.notified
@@ -128,14 +140,14 @@ def _action(change: services.EventChange, event: Event) -> str:
     return "change"
 
 
-def preview_programme(rows: Sequence[ProgrammeRow],
-                      now: datetime) -> tuple[list["PlannedChange"], list[Problem]]:
+def preview_programme(rows: Sequence[ProgrammeRow], now: datetime, *,
+                      keep_seats: bool = False) -> tuple[list["PlannedChange"], list[Problem]]:
     """What `apply_programme` would do with these rows, without doing it: a plan per row, or
     every refusal. Found by applying them in a savepoint and undoing that, so the preview and
     the real thing can never disagree."""
     savepoint = db.session.begin_nested()
     try:
-        summary = apply_programme(rows, now)
+        summary = apply_programme(rows, now, keep_seats=keep_seats)
     except ProgrammeRejected as exc:
         savepoint.rollback()
         return [], exc.problems

@@ -381,18 +381,50 @@ def test_raising_capacity_gives_the_new_seats_to_the_waiting_list(app, runner, t
     assert (event.capacity, event.confirmed_count) == (2, 2)
 
 
-def test_lowering_capacity_takes_no_seat_away(app, runner, tmp_path):
-    event = make_event(slug="climate-finance-101", capacity=3)
+def three_seats_taken_of_five():
+    event = make_event(slug="climate-finance-101", capacity=5)
     for n in range(3):
         services.sign_up(event, _applicant(n), NOW)
     db.session.commit()
-    times = f"{event.starts_at:%Y-%m-%dT%H:%MZ},{event.ends_at:%Y-%m-%dT%H:%MZ}"
+    return f"{event.starts_at:%Y-%m-%dT%H:%MZ},{event.ends_at:%Y-%m-%dT%H:%MZ}"
+
+
+def test_capacity_below_the_seats_taken_is_a_problem_on_its_line_and_nothing_is_applied(
+        app, runner, tmp_path):
+    times = three_seats_taken_of_five()
 
     result = import_csv(runner, tmp_path, f"{HEADER},capacity\n"
-                        f"climate-finance-101,Climate finance 101,{times},1\n")
+                        f"fresh-session,Fresh,2026-07-07T14:00,2026-07-07T15:00,10\n"
+                        f"climate-finance-101,A new title,{times},1\n")
+
+    assert result.exit_code != 0
+    assert "line 3: capacity 1 is below the 3 seats already taken" in result.output
+    assert "--keep-seats" in result.output
+    assert [(e.slug, e.title, e.capacity) for e in events()] == [
+        ("climate-finance-101", "Climate finance 101", 5)]
+
+
+def test_capacity_down_to_the_seats_taken_needs_no_confirmation(app, runner, tmp_path):
+    times = three_seats_taken_of_five()
+
+    result = import_csv(runner, tmp_path, f"{HEADER},capacity\n"
+                        f"climate-finance-101,Climate finance 101,{times},3\n")
 
     assert result.exit_code == 0, result.output
-    db.session.expire_all()
+    assert events()[0].capacity == 3
+
+
+def test_keep_seats_lowers_capacity_below_the_seats_taken_and_takes_no_seat_away(
+        app, runner, tmp_path):
+    times = three_seats_taken_of_five()
+    path = write_csv(tmp_path, f"{HEADER},capacity\n"
+                               f"climate-finance-101,Climate finance 101,{times},1\n")
+
+    result = runner.invoke(args=["import-programme", "--keep-seats", str(path)])
+
+    assert result.exit_code == 0, result.output
+    [event] = events()
+    assert (event.capacity, event.confirmed_count) == (1, 3)
     statuses = db.session.scalars(sa.select(Registration.status)).all()
     assert statuses == ["confirmed"] * 3
 
