@@ -522,13 +522,14 @@ def preview_upload():
             f"{filename} is {what}. In Excel, choose File › Save a Copy › "
             "“CSV UTF-8 (comma delimited)”, then upload that file. Nothing was changed."))
     now = _now()
-    rows, problems = programme.parse_programme(data, programme.stored_events())
+    rows, problems = programme.parse_programme(
+        data, programme.stored_events(), max_rows=current_app.config["PROGRAMME_MAX_ROWS"])
     plans = []
     if not problems:
         plans, problems = programme.preview_programme(rows, now, keep_seats=keep_seats)
     auth.audit("programme previewed", filename,
                {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-                "rows": len(rows), "problems": len(problems), "keep_seats": keep_seats})
+                "rows": len(rows), "problems": problems.total, "keep_seats": keep_seats})
     db.session.commit()
     if problems:
         return _render_upload(422, problems=problems, filename=filename, keep_seats=keep_seats)
@@ -558,7 +559,8 @@ def apply_upload():
         return _render_upload(400, error=(
             "This is not a preview made here; upload the file again. Nothing was changed."))
     now = _now()
-    rows, problems = programme.parse_programme(data, programme.stored_events())
+    rows, problems = programme.parse_programme(
+        data, programme.stored_events(), max_rows=current_app.config["PROGRAMME_MAX_ROWS"])
     plans = []
     if not problems:
         plans, problems = programme.preview_programme(rows, now, keep_seats=keep_seats)

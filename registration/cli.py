@@ -51,7 +51,8 @@ def _import(data: bytes, source: str, keep_seats: bool = False):
     )
 
     now = current_app.config["CLOCK"]()
-    rows, problems = parse_programme(data, stored_events())
+    rows, problems = parse_programme(data, stored_events(),
+                                     max_rows=current_app.config["PROGRAMME_MAX_ROWS"])
     hint = ""
     if not problems:
         try:
@@ -72,7 +73,9 @@ def _import(data: bytes, source: str, keep_seats: bool = False):
     db.session.rollback()
     for problem in problems:
         click.echo(str(problem), err=True)
-    count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+    if problems.more:
+        click.echo(f"…and {problems.more} more", err=True)
+    count = f"{problems.total} problem{'s' if problems.total != 1 else ''}"
     raise click.ClickException(f"Nothing was imported: {count} in {source}.{hint}")
 
 

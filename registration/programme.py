@@ -15,13 +15,20 @@ import sqlalchemy as sa
 from extensions import db
 from registration import services
 from registration.models import Event
-from registration.programme_file import MAX_FILE_BYTES, Problem, ProgrammeRow, parse_programme
+from registration.programme_file import (
+    MAX_FILE_BYTES,
+    MAX_PROBLEMS,
+    Problem,
+    Problems,
+    ProgrammeRow,
+    parse_programme,
+)
 from registration.programme_rules import COLUMNS, DEFAULTS, StoredEvent, check_event
 
 __all__ = [
-    "COLUMNS", "MAX_FILE_BYTES", "ImportSummary", "PlannedChange", "Problem", "ProgrammeRejected",
-    "ProgrammeRow", "StoredEvent", "apply_programme", "check_event", "parse_programme",
-    "preview_programme", "stored_events",
+    "COLUMNS", "MAX_FILE_BYTES", "MAX_PROBLEMS", "ImportSummary", "PlannedChange", "Problem",
+    "Problems", "ProgrammeRejected", "ProgrammeRow", "StoredEvent", "apply_programme",
+    "check_event", "parse_programme", "preview_programme", "stored_events",
 ]
 
 
@@ -54,8 +61,8 @@ class ProgrammeRejected(Exception):
     """
 
     def __init__(self, problems: list[Problem], *, seats_taken: bool = False):
-        super().__init__("; ".join(str(p) for p in problems))
-        self.problems = problems
+        self.problems = Problems(problems)
+        super().__init__("; ".join(str(p) for p in self.problems))
         self.seats_taken = seats_taken
 
 
@@ -141,9 +148,9 @@ def _action(change: services.EventChange, event: Event) -> str:
 
 
 def preview_programme(rows: Sequence[ProgrammeRow], now: datetime, *,
-                      keep_seats: bool = False) -> tuple[list["PlannedChange"], list[Problem]]:
+                      keep_seats: bool = False) -> tuple[list["PlannedChange"], Problems]:
     """What `apply_programme` would do with these rows, without doing it: a plan per row, or
-    every refusal. Found by applying them in a savepoint and undoing that, so the preview and
+    the refusals. Found by applying them in a savepoint and undoing that, so the preview and
     the real thing can never disagree."""
     savepoint = db.session.begin_nested()
     try:
@@ -152,7 +159,7 @@ def preview_programme(rows: Sequence[ProgrammeRow], now: datetime, *,
         savepoint.rollback()
         return [], exc.problems
     savepoint.rollback()
-    return summary.plans, []
+    return summary.plans, Problems()
 
 
 @dataclass(frozen=True)

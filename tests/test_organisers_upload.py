@@ -220,6 +220,34 @@ def test_a_capacity_below_the_seats_taken_is_a_problem_unless_the_upload_keeps_t
     assert db.session.scalars(sa.select(Message.kind)).all() == []
 
 
+def test_a_file_with_more_than_100_problems_shows_100_and_how_many_more(admin):
+    rows = "".join(f"Bad Slug {n},Title,2025-07-07T14:00,2025-07-07T15:00\n" for n in range(150))
+
+    response = upload(admin, f"slug,title,starts_at,ends_at\n{rows}".encode())
+
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert len(re.findall(r"<li><strong>Line \d+</strong>", page)) == 100
+    assert '<li id="more-problems">…and 50 more</li>' in page
+    assert "Nothing was changed: 150 problems in programme.csv" in page
+    assert count(Event) == 0
+
+
+def test_a_file_over_the_row_limit_is_refused_in_one_line(app, admin):
+    app.config["PROGRAMME_MAX_ROWS"] = 3
+    rows = "".join(f"event-{n},Event {n},2025-08-0{n}T10:00,2025-08-0{n}T11:00\n"
+                   for n in range(1, 5))
+
+    response = upload(admin, f"slug,title,starts_at,ends_at\n{rows}".encode())
+
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert re.findall(r"<li><strong>Line (\d+)</strong>: ([^<]+)</li>", page) == [
+        ("1", "the file has more than 3 rows of events; a programme is far smaller: is it the "
+              "right file? (The limit is the PROGRAMME_MAX_ROWS setting.)")]
+    assert count(Event) == 0
+
+
 @pytest.mark.parametrize(("data", "filename", "words"), [
     pytest.param(b"PK\x03\x04" + bytes(200), "programme.xlsx", "an Excel workbook", id="xlsx"),
     pytest.param(b"PK\x03\x04" + bytes(200), "programme.csv", "an Excel workbook",

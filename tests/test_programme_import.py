@@ -429,6 +429,51 @@ def test_keep_seats_lowers_capacity_below_the_seats_taken_and_takes_no_seat_away
     assert statuses == ["confirmed"] * 3
 
 
+def bad_rows(count):
+    """Rows each with one problem: a slug no event may have."""
+    return "".join(f"Bad Slug {n},Title,2026-07-07T14:00,2026-07-07T15:00\n"
+                   for n in range(count))
+
+
+def problem_lines(output):
+    return [line for line in output.splitlines() if line.startswith("line ")]
+
+
+def test_a_file_with_more_than_100_problems_lists_100_and_how_many_more(app, runner, tmp_path):
+    result = import_csv(runner, tmp_path, f"{HEADER}\n{bad_rows(150)}")
+
+    assert result.exit_code != 0
+    shown = problem_lines(result.output)
+    assert len(shown) == 100
+    assert shown[0].startswith("line 2: ") and shown[-1].startswith("line 101: ")
+    assert "…and 50 more" in result.output
+    assert "Nothing was imported: 150 problems in" in result.output
+
+
+def test_a_file_over_the_row_limit_is_refused_in_one_line_before_any_row_is_checked(
+        app, runner, tmp_path):
+    result = import_csv(runner, tmp_path, f"{HEADER}\n{bad_rows(5001)}")
+
+    assert result.exit_code != 0
+    assert problem_lines(result.output) == [
+        "line 1: the file has more than 5000 rows of events; a programme is far smaller: is it "
+        "the right file? (The limit is the PROGRAMME_MAX_ROWS setting.)"]
+    assert "Nothing was imported: 1 problem in" in result.output
+
+
+def test_the_row_limit_comes_from_the_setting_and_blank_rows_do_not_count(app_with, tmp_path):
+    rows = [f"event-{n},Event {n},2026-07-0{n}T14:00,2026-07-0{n}T15:00" for n in (1, 2, 3)]
+    with app_with(PROGRAMME_MAX_ROWS="2") as app:
+        runner = app.test_cli_runner()
+        refused = import_csv(runner, tmp_path, "\n".join([HEADER, *rows]) + "\n")
+        assert refused.exit_code != 0 and "more than 2 rows" in refused.output
+        assert events() == []
+
+        kept = import_csv(runner, tmp_path, "\n".join([HEADER, *rows[:2], ",,,", ""]) + "\n")
+        assert kept.exit_code == 0, kept.output
+        assert len(events()) == 2
+
+
 def test_parse_programme_answers_rows_or_problems_without_a_database():
     rows, problems = parse_programme(codecs.BOM_UTF8 + f"{HEADER}\n{GOOD_ROW}\n".encode())
     assert problems == []
