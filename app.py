@@ -110,6 +110,10 @@ def load_settings(env, instance_path):
     mail_backend = _choice("MAIL_BACKEND", get("MAIL_BACKEND", "file"), ("file", "smtp"))
     settings = {
         "SECRET_KEY": _secret_key(get("SECRET_KEY"), is_https, instance_path),
+        # Earlier keys, still accepted: Flask's sessions and the manage links in emails already
+        # sent keep working through a rotation while their key is listed.
+        "SECRET_KEY_FALLBACKS": [key.strip() for key in get("SECRET_KEY_FALLBACKS").split(",")
+                                 if key.strip()],
         "SQLALCHEMY_DATABASE_URI": _database_url(get("DATABASE_URL"), instance_path),
         "BASE_URL": base_url,
         "SESSION_COOKIE_SECURE": is_https,
@@ -203,10 +207,11 @@ SETTING_NAMES = {
     "DISPATCH_BATCH_SIZE", "DISPATCH_MARK_BATCH", "CLAIM_LEASE_SECONDS", "RATELIMIT_ENABLED",
     "RATELIMIT_STORAGE_URI",
     "RATELIMIT_SIGNUP_PER_IP", "RATELIMIT_SIGNUP_PER_EMAIL", "PRIVACY_NOTICE_VERSION",
-    "PROGRAMME_NAME", "PROGRAMME_MAX_ROWS", "TRUSTED_PROXIES", "REMINDER_OFFSETS", "RETENTION_DAYS",
+    "PROGRAMME_NAME", "TRUSTED_PROXIES", "REMINDER_OFFSETS", "RETENTION_DAYS",
     "ORGANISER_IDLE_MINUTES", "PASSWORD_HASH_METHOD", "RATELIMIT_LOGIN_PER_ADDRESS",
     "RATELIMIT_LOGIN_PER_IP",
     "EMAIL_CHECK_DELIVERABILITY", "MAX_FORM_BYTES",
+    "SECRET_KEY_FALLBACKS", "PROGRAMME_MAX_ROWS",
 }
 
 
