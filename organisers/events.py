@@ -569,11 +569,11 @@ def apply_upload():
         return _render_upload(422, problems=problems, filename=filename, keep_seats=keep_seats)
     if _plan_digest(plans) != promised:
         db.session.rollback()
+        notice = ("The programme changed since your preview (someone else edited it), so this "
+                  "file would now do something else. Nothing was changed: check the preview "
+                  "below and confirm again.")
         return _render_preview(filename, plans, _sign(filename, data, plans, keep_seats), 409,
-                               keep_seats=keep_seats, notice=(
-            "The programme changed since your preview (someone else edited it), so this file "
-            "would now do something else. Nothing was changed: check the preview below and "
-            "confirm again."))
+                               notice=notice, keep_seats=keep_seats)
     try:
         summary = programme.apply_programme(rows, now, keep_seats=keep_seats)
         auth.audit("programme uploaded", filename,
