@@ -110,6 +110,10 @@ def load_settings(env, instance_path):
     mail_backend = _choice("MAIL_BACKEND", get("MAIL_BACKEND", "file"), ("file", "smtp"))
     settings = {
         "SECRET_KEY": _secret_key(get("SECRET_KEY"), is_https, instance_path),
+        # Earlier keys, still accepted: Flask's sessions and the manage links in emails already
+        # sent keep working through a rotation while their key is listed.
+        "SECRET_KEY_FALLBACKS": [key.strip() for key in get("SECRET_KEY_FALLBACKS").split(",")
+                                 if key.strip()],
         "SQLALCHEMY_DATABASE_URI": _database_url(get("DATABASE_URL"), instance_path),
         "BASE_URL": base_url,
         "SESSION_COOKIE_SECURE": is_https,
@@ -146,6 +150,8 @@ def load_settings(env, instance_path):
         "RATELIMIT_SIGNUP_PER_EMAIL": get("RATELIMIT_SIGNUP_PER_EMAIL", "10 per hour"),
         "RATELIMIT_HEADERS_ENABLED": True,
         "PROGRAMME_NAME": get("PROGRAMME_NAME", "Virtual Forum"),
+        "PROGRAMME_MAX_ROWS": _int("PROGRAMME_MAX_ROWS", get("PROGRAMME_MAX_ROWS", "5000"),
+                                   1, 1_000_000),
         "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", get("TRUSTED_PROXIES", "0"), 0, 5),
         "ORGANISER_IDLE_MINUTES": _int("ORGANISER_IDLE_MINUTES",
                                        get("ORGANISER_IDLE_MINUTES", "60"), 1, 24 * 60),
@@ -211,6 +217,7 @@ SETTING_NAMES = {
     "ORGANISER_IDLE_MINUTES", "PASSWORD_HASH_METHOD", "RATELIMIT_LOGIN_PER_ADDRESS",
     "RATELIMIT_LOGIN_PER_IP", "RATELIMIT_LOGIN_PER_ADDRESS_IP",
     "EMAIL_CHECK_DELIVERABILITY", "MAX_FORM_BYTES",
+    "SECRET_KEY_FALLBACKS", "PROGRAMME_MAX_ROWS",
 }
 
 

@@ -100,6 +100,10 @@ def skip_reason(message: Message, now: datetime) -> str | None:
             return "event cancelled"
         if registration.status == RegistrationStatus.CANCELLED:
             return "cancelled"
+        # A row a dispatcher held while the data was deleted escaped the wipe: only an unsent
+        # cancellation keeps its address (see planner.forget_recipients).
+        if registration.anonymised_at is not None:
+            return "personal data deleted"
     if message.kind in SEAT_ONLY_KINDS and registration.status != RegistrationStatus.CONFIRMED:
         return "not confirmed"
     if message.kind == MessageKind.REMINDER and now >= event.starts_at:

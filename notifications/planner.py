@@ -244,6 +244,8 @@ def plan_follow_up(registration: Registration, now: datetime) -> Message | None:
     event = registration.event
     if not event.recording_url or registration.status != RegistrationStatus.CONFIRMED:
         return None
+    if registration.anonymised_at is not None:
+        return None  # nobody left to send it to
     if registration.id is not None and db.session.scalar(
         sa.select(Message.id).where(Message.registration_id == registration.id,
                                     Message.kind == MessageKind.FOLLOW_UP)

@@ -65,13 +65,13 @@ def _refusals(event: Event, values: dict, *, keep_attendees: bool,
     errors = {}
     if values["slug"] != event.slug and _slug_taken(values["slug"], other_than=event):
         errors["slug"] = [f"Another event has the slug {values['slug']}; choose another."]
-    capacity = values["capacity"]
-    if (capacity != event.capacity and capacity is not None
-            and capacity < event.confirmed_count and not keep_attendees):
+    # The change service's own rule, asked first to show it beside the field with the box
+    # that accepts it.
+    seats = services.seats_refusal(event, values["capacity"], keep_seats=keep_attendees)
+    if seats:
         errors["capacity"] = [
-            f"{event.confirmed_count} people already have a seat, more than {capacity}. "
-            "Tick “keep the existing attendees” to lower it anyway (nobody loses a seat), "
-            "or choose at least that many."
+            f"The {seats}. Tick “keep the existing attendees” to lower it anyway (nobody "
+            "loses a seat), or choose at least that many."
         ]
     if values["status"] == EventStatus.CANCELLED and not event.is_cancelled and not confirm_cancel:
         errors["confirm_cancel"] = [
@@ -91,15 +91,14 @@ def change_event(event: Event, cells: dict[str, str], now: datetime, *,
                            confirm_cancel=confirm_cancel)
     if errors:
         raise EditRefused(errors, 409 if "confirm_cancel" in errors else 422)
-    reopening = event.is_cancelled and values["status"] == EventStatus.SCHEDULED
     try:
         # A savepoint, rolled back on refusal: the page then shows the event as stored.
         with db.session.begin_nested():
-            change = services.change_event(event, values, now)
+            change = services.change_event(event, values, now, keep_seats=keep_attendees)
             db.session.flush()
     except services.ChangeRefused as exc:
-        field = "status" if reopening else "starts_at"
-        raise EditRefused({field: [str(exc)]}, 409, error=f"Nothing was changed: {exc}.") from None
+        raise EditRefused({exc.refusal.field: [str(exc)]}, 409,
+                          error=f"Nothing was changed: {exc}.") from None
     except IntegrityError:
         raise EditRefused({"slug": [SLUG_RACE]}, 409) from None
     return change

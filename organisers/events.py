@@ -199,19 +199,20 @@ def retry_failed(slug):
 # --- programme upload: preview, then apply ---------------------------------------------------
 
 
-def _render_upload(status: int = 200, *, error: str | None = None, problems=(), filename=""):
+def _render_upload(status: int = 200, *, error: str | None = None, problems=(), filename="",
+                   keep_seats=False):
     return render_template("organisers/upload.html", error=error, problems=problems,
-                           filename=filename), status
+                           filename=filename, keep_seats=keep_seats), status
 
 
-def _render_preview(filename, plans, status=200, notice=None, data=b""):
+def _render_preview(filename, plans, status=200, notice=None, data=b"", keep_seats=False):
     by_action = {action: [p for p in plans if p.action == action]
                  for action in ("create", "reschedule", "cancel", "change", "unchanged")}
     return render_template(
         "organisers/upload_preview.html", filename=filename, plans=by_action,
-        token=programme_upload.sign(filename, data, plans),
+        token=programme_upload.sign(filename, data, plans, keep_seats),
         told=sum(p.told for p in plans), promoted=sum(p.promoted for p in plans),
-        follow_ups=sum(p.follow_ups for p in plans), notice=notice,
+        follow_ups=sum(p.follow_ups for p in plans), notice=notice, keep_seats=keep_seats,
     ), status
 
 
@@ -232,6 +233,7 @@ def _too_large():
 def preview_upload():
     """Check an uploaded programme and show what applying it would do; nothing is applied."""
     upload = request.files.get("file")
+    keep_seats = request.form.get("keep_seats") == "y"
     if upload is None or not upload.filename:
         return _render_upload(422, error="Choose the programme's CSV file to upload.")
     filename = programme_upload.shown_filename(upload.filename)
@@ -240,14 +242,15 @@ def preview_upload():
         programme_upload.check_file(filename, data)
     except UploadRefused as refused:
         return _render_upload(refused.status, filename=filename, error=refused.error)
-    rows, plans, problems = programme_upload.preview(data, times.now())
+    rows, plans, problems = programme_upload.preview(data, times.now(), keep_seats=keep_seats)
     auth.audit("programme previewed", filename,
                {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-                "rows": len(rows), "problems": len(problems)})
+                "rows": len(rows), "problems": problems.total,
+                "keep_seats": keep_seats})
     db.session.commit()
     if problems:
-        return _render_upload(422, problems=problems, filename=filename)
-    return _render_preview(filename, plans, data=data)
+        return _render_upload(422, problems=problems, filename=filename, keep_seats=keep_seats)
+    return _render_preview(filename, plans, data=data, keep_seats=keep_seats)
 
 
 @bp.post("/programme/apply")
@@ -256,15 +259,17 @@ def preview_upload():
 def apply_upload():
     """Apply a previewed programme, checked again; changed since the preview: preview again."""
     token = request.form.get("upload", "")
-    filename = ""
+    filename, keep_seats = "", False
     try:
-        filename, data, promised = programme_upload.unsign(token)
-        summary = programme_upload.apply(filename, data, promised, times.now())
+        filename, data, promised, keep_seats = programme_upload.unsign(token)
+        summary = programme_upload.apply(filename, data, promised, times.now(),
+                                         keep_seats=keep_seats)
     except UploadRefused as refused:
         return _render_upload(refused.status, error=refused.error, problems=refused.problems,
-                              filename=filename)
+                              filename=filename, keep_seats=keep_seats)
     except PreviewStale as stale:
-        return _render_preview(filename, stale.plans, 409, data=data, notice=(
+        return _render_preview(filename, stale.plans, 409, data=data, keep_seats=keep_seats,
+                               notice=(
             "The programme changed since your preview (someone else edited it), so this file "
             "would now do something else. Nothing was changed: check the preview below and "
             "confirm again."))

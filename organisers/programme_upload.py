@@ -64,21 +64,25 @@ def check_file(filename: str, data: bytes) -> None:
             "“CSV UTF-8 (comma delimited)”, then upload that file. Nothing was changed."))
 
 
-def preview(data: bytes, now: datetime) -> tuple[list, list[programme.PlannedChange], list]:
+def preview(data: bytes, now: datetime, *,
+            keep_seats: bool = False) -> tuple[list, list[programme.PlannedChange], list]:
     """The file's rows, what applying them would do, and the problems (rows, plans or problems
-    are empty accordingly); nothing is applied."""
-    rows, problems = programme.parse_programme(data, programme.stored_events())
+    are empty accordingly); nothing is applied. `keep_seats` accepts capacities below the
+    seats already taken."""
+    rows, problems = programme.parse_programme(
+        data, programme.stored_events(), max_rows=current_app.config["PROGRAMME_MAX_ROWS"])
     plans = []
     if not problems:
-        plans, problems = programme.preview_programme(rows, now)
+        plans, problems = programme.preview_programme(rows, now, keep_seats=keep_seats)
     return rows, plans, problems
 
 
-def apply(filename: str, data: bytes, promised: str, now: datetime) -> programme.ImportSummary:
+def apply(filename: str, data: bytes, promised: str, now: datetime, *,
+          keep_seats: bool = False) -> programme.ImportSummary:
     """Apply a previewed file, checked again; flushes, the caller commits. Raises PreviewStale
     when it would now do something else than the preview promised, UploadRefused when it
     can't be applied; either way nothing is changed."""
-    rows, plans, problems = preview(data, now)
+    rows, plans, problems = preview(data, now, keep_seats=keep_seats)
     if problems:
         raise UploadRefused(422, problems=problems)
     if plan_digest(plans) != promised:
@@ -86,7 +90,7 @@ def apply(filename: str, data: bytes, promised: str, now: datetime) -> programme
     try:
         # A savepoint: a refusal or a race undoes the whole file, and only the file.
         with db.session.begin_nested():
-            summary = programme.apply_programme(rows, now)
+            summary = programme.apply_programme(rows, now, keep_seats=keep_seats)
             db.session.flush()
     except programme.ProgrammeRejected as exc:
         raise UploadRefused(422, problems=exc.problems) from None
@@ -115,20 +119,24 @@ def plan_digest(plans: list[programme.PlannedChange]) -> str:
     return hashlib.sha256(json.dumps(shape).encode()).hexdigest()
 
 
-def sign(filename: str, data: bytes, plans: list[programme.PlannedChange]) -> str:
-    """The previewed file and what it promised, signed for the hidden field."""
+def sign(filename: str, data: bytes, plans: list[programme.PlannedChange],
+         keep_seats: bool) -> str:
+    """The previewed file, what it promised and whether it keeps seats, signed for the hidden
+    field."""
     packed = base64.b64encode(zlib.compress(data, 9)).decode("ascii")
-    return _serializer().dumps({"name": filename, "data": packed, "plan": plan_digest(plans)})
+    return _serializer().dumps({"name": filename, "data": packed, "plan": plan_digest(plans),
+                                "keep_seats": keep_seats})
 
 
-def unsign(token: str) -> tuple[str, bytes, str]:
-    """The file a preview signed, its name and promise; UploadRefused for anything else."""
+def unsign(token: str) -> tuple[str, bytes, str, bool]:
+    """The file a preview signed, its name, promise and whether it keeps seats; UploadRefused
+    for anything else."""
     try:
         payload = _serializer().loads(token, max_age=PREVIEW_MAX_AGE_SECONDS)
         inflate = zlib.decompressobj()
         data = inflate.decompress(base64.b64decode(payload["data"]),
                                   programme.MAX_FILE_BYTES + 1)
-        return payload["name"], data, payload["plan"]
+        return payload["name"], data, payload["plan"], bool(payload.get("keep_seats"))
     except SignatureExpired:
         raise UploadRefused(400, (
             f"The preview is more than {PREVIEW_MAX_AGE_SECONDS // 60} minutes old; upload "

@@ -11,13 +11,16 @@ from extensions import db
 
 @click.command("import-programme")
 @click.argument("file", type=click.File("rb"))
-def import_programme_command(file):
+@click.option("--keep-seats", is_flag=True,
+              help="Lower a capacity below the seats already taken: nobody loses a seat, and "
+                   "new sign-ups join the waiting list until enough people cancel.")
+def import_programme_command(file, keep_seats):
     """Create or update events by slug from a programme CSV: every row, or none if any is bad."""
     from registration.programme import MAX_FILE_BYTES
 
     # One byte more than allowed is enough for the check to say the file is too large.
     data = file.read(MAX_FILE_BYTES + 1)
-    summary = _import(data, source=file.name)
+    summary = _import(data, source=file.name, keep_seats=keep_seats)
     click.echo(str(summary))
 
 
@@ -38,7 +41,7 @@ def seed_demo_command(if_empty):
     click.echo(f"Demo programme for July–October {year}: {summary}")
 
 
-def _import(data: bytes, source: str):
+def _import(data: bytes, source: str, keep_seats: bool = False):
     """Check and apply a programme in one transaction; print every problem and stop on any."""
     from registration.programme import (
         ProgrammeRejected,
@@ -48,14 +51,19 @@ def _import(data: bytes, source: str):
     )
 
     now = current_app.config["CLOCK"]()
-    rows, problems = parse_programme(data, stored_events())
+    rows, problems = parse_programme(data, stored_events(),
+                                     max_rows=current_app.config["PROGRAMME_MAX_ROWS"])
+    hint = ""
     if not problems:
         try:
-            summary = apply_programme(rows, now)
+            summary = apply_programme(rows, now, keep_seats=keep_seats)
             db.session.commit()
             return summary
         except ProgrammeRejected as exc:
             problems = exc.problems
+            if exc.seats_taken:
+                hint = (" To lower a capacity below the seats already taken anyway (nobody "
+                        "loses a seat), run it again with --keep-seats.")
         except IntegrityError:
             db.session.rollback()
             raise click.ClickException(
@@ -65,8 +73,10 @@ def _import(data: bytes, source: str):
     db.session.rollback()
     for problem in problems:
         click.echo(str(problem), err=True)
-    count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-    raise click.ClickException(f"Nothing was imported: {count} in {source}.")
+    if problems.more:
+        click.echo(f"…and {problems.more} more", err=True)
+    count = f"{problems.total} problem{'s' if problems.total != 1 else ''}"
+    raise click.ClickException(f"Nothing was imported: {count} in {source}.{hint}")
 
 
 @click.command("export-attendees")

@@ -110,6 +110,12 @@ class Event(db.Model):
     def is_open_for_signup(self, now: datetime) -> bool:
         return not self.is_cancelled and not self.has_ended(now)
 
+    def is_open_for_cancellation(self, now: datetime) -> bool:
+        """Registrants may cancel until the end (also after the organisers cancelled it); after
+        that their registrations are the session's history: who had a seat, who is owed the
+        recording."""
+        return not self.has_ended(now)
+
 
 class Registration(db.Model):
     """One person's place (or place in the queue) at one event."""

@@ -33,8 +33,9 @@ def anonymise(registrations: list[Registration], now: datetime) -> int:
 
 def delete_my_data(registration: Registration, now: datetime) -> None:
     """The attendee's own request: cancel (the seat goes to the waiting list and the
-    cancellation still reaches them), then anonymise at once."""
-    if registration.is_active:
+    cancellation still reaches them), then anonymise at once. After the session's end only
+    anonymise: the registration stays in its history as it was, seat and status included."""
+    if registration.is_active and registration.event.is_open_for_cancellation(now):
         services.cancel(registration, now)
     anonymise([registration], now)
 

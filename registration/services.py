@@ -3,6 +3,7 @@
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -17,8 +18,26 @@ class SignupClosed(Exception):
     """The event has ended or was cancelled."""
 
 
+class CancellationClosed(Exception):
+    """The event has ended: its registrations can no longer be cancelled."""
+
+
+class Refusal(NamedTuple):
+    """Why a change to an event is refused: the field it is about, and why in words."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class ChangeRefused(Exception):
     """A change to an event that would break a promise to its registrants; says why in words."""
+
+    def __init__(self, refusal: Refusal):
+        super().__init__(refusal.message)
+        self.refusal = refusal
 
 
 REOPEN_REFUSED = (
@@ -160,21 +179,34 @@ def _insert(event: Event, applicant: Applicant, now: datetime) -> Registration:
 
 
 def find_by_token(token: str) -> Registration | None:
-    """The registration a manage link belongs to, if the link is current."""
+    """The registration a manage link belongs to, if the link is current: made for its nonce
+    with SECRET_KEY or a key still in SECRET_KEY_FALLBACKS."""
     if not token or len(token) > 100:
         return None
-    return db.session.scalar(
-        sa.select(Registration).where(Registration.token_digest == tokens.digest(token))
-    )
+    try:
+        registration_id, mac = tokens.split(token)
+    except ValueError:
+        return None
+    if registration_id is None:
+        registration = db.session.scalar(
+            sa.select(Registration).where(Registration.token_digest == tokens.digest(mac)))
+    else:
+        registration = db.session.get(Registration, registration_id)
+    if registration is None or not tokens.is_valid(registration, mac):
+        return None
+    return registration
 
 
 def cancel(registration: Registration, now: datetime) -> bool:
     """Cancel a registration, free its seat and promote the next person; False if already done.
 
     On a session the organisers cancelled, the person already has (or will get) its
-    cancellation: the registration just ends, with nothing more sent.
+    cancellation: the registration just ends, with nothing more sent. After the session's end
+    raises CancellationClosed, having changed nothing.
     """
     event = lock_event(registration.event)
+    if not event.is_open_for_cancellation(now):
+        raise CancellationClosed(event.slug)
     db.session.refresh(registration)
     was_confirmed = registration.status == RegistrationStatus.CONFIRMED
     result = db.session.execute(
@@ -233,18 +265,37 @@ def promote_waiting(event: Event, now: datetime) -> list[Registration]:
     return promoted
 
 
-def check_change(event: Event, changes: dict, now: datetime) -> str | None:
+def seats_refusal(event: Event, capacity: int | None, *, keep_seats: bool = False) -> str | None:
+    """Why this capacity is refused, or None: a capacity below the seats already taken needs
+    the organiser's explicit yes (`keep_seats`), and even then nobody loses a seat; the session
+    stays full until enough people cancel."""
+    if keep_seats or capacity is None or capacity == event.capacity:
+        return None
+    taken = event.confirmed_count
+    if capacity < taken:
+        return (f"capacity {capacity} is below the {taken} seat{'' if taken == 1 else 's'} "
+                "already taken")
+    return None
+
+
+def check_change(event: Event, changes: dict, now: datetime, *,
+                 keep_seats: bool = False) -> Refusal | None:
     """Why these changes to a stored event are refused, in words for the organiser; or None."""
     changes = {name: value for name, value in changes.items() if getattr(event, name) != value}
     if event.is_cancelled and changes.get("status") == EventStatus.SCHEDULED:
-        return REOPEN_REFUSED.format(slug=event.slug)
+        return Refusal("status", REOPEN_REFUSED.format(slug=event.slug))
     if {"starts_at", "ends_at"} & changes.keys():
         starts_at = changes.get("starts_at", event.starts_at)
         ends_at = changes.get("ends_at", event.ends_at)
         if starts_at <= now:
-            return f"{event.slug} can't be moved into the past (its new start has gone by)"
+            return Refusal("starts_at",
+                           f"{event.slug} can't be moved into the past (its new start has gone by)")
         if ends_at <= starts_at:
-            return f"{event.slug} would end before it starts"
+            return Refusal("ends_at", f"{event.slug} would end before it starts")
+    if "capacity" in changes:
+        problem = seats_refusal(event, changes["capacity"], keep_seats=keep_seats)
+        if problem:
+            return Refusal("capacity", problem)
     return None
 
 
@@ -269,15 +320,17 @@ def _active_registrations(event: Event) -> list[Registration]:
     ).all()
 
 
-def change_event(event: Event, changes: dict, now: datetime) -> EventChange:
+def change_event(event: Event, changes: dict, now: datetime, *,
+                 keep_seats: bool = False) -> EventChange:
     """Change a stored event and plan every email the change causes; flushes, never commits.
 
-    The one path for a reschedule, an edit, a cancellation, more seats or a recording link,
-    whether it starts in the importer or the console. Raises ChangeRefused, changing nothing.
+    The one path for a reschedule, an edit, a cancellation, more or fewer seats or a recording
+    link, whether it starts in the importer or the console. Raises ChangeRefused, changing
+    nothing; `keep_seats` accepts a capacity below the seats already taken.
     """
-    problem = check_change(event, changes, now)
-    if problem:
-        raise ChangeRefused(problem)
+    refusal = check_change(event, changes, now, keep_seats=keep_seats)
+    if refusal:
+        raise ChangeRefused(refusal)
     changes = {name: value for name, value in changes.items() if getattr(event, name) != value}
     result = EventChange(changed=sorted(changes))
     if not changes:

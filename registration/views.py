@@ -122,7 +122,14 @@ def register(slug):
         language=form.language.data,
         consent_version=current_app.config["PRIVACY_NOTICE_VERSION"],
     )
-    services.sign_up(event, applicant, now)
+    try:
+        services.sign_up(event, applicant, now)
+    except services.SignupClosed:
+        # Cancelled (or ended) after this request read the event, before the sign-up locked
+        # it: the same answer as when the page was loaded too late, with nothing stored.
+        message = _closed_message(event)  # the event as the lock read it
+        db.session.rollback()
+        abort(410, description=message)
     db.session.commit()
     return redirect(url_for(".registered", slug=slug), 303)
 
@@ -169,7 +176,13 @@ def _private_page(html: str) -> Response:
 def cancel(token):
     """Cancel the registration, free the seat and promote the next person, in one transaction."""
     registration = services.find_by_token(token) or abort(404)
-    services.cancel(registration, times.now())
+    try:
+        services.cancel(registration, times.now())
+    except services.CancellationClosed:
+        title = registration.event.title
+        db.session.rollback()
+        abort(410, description=f"“{title}” has ended, so its registrations can no longer be "
+                               "cancelled. Nothing was changed.")
     db.session.commit()
     return redirect(url_for(".manage", token=token), 303)
 
@@ -180,13 +193,14 @@ def delete_data_confirm(token):
     registration = services.find_by_token(token) or abort(404)
     return _private_page(render_template(
         "registration/delete.html", registration=registration, event=registration.event,
-        token=token,
+        token=token, now=times.now(),
     ))
 
 
 @bp.post("/r/<token>/delete")
 def delete_data(token):
-    """Cancel if still active, then anonymise at once; the manage link stops working."""
+    """Cancel if still active and the session has not ended, then anonymise at once; the
+    manage link stops working."""
     registration = services.find_by_token(token) or abort(404)
     retention.delete_my_data(registration, times.now())
     db.session.commit()

@@ -23,6 +23,7 @@ def test_defaults_make_a_working_app(tmp_path, monkeypatch):
         ("DISPATCH_INTERVAL_SECONDS", "0", "DISPATCH_INTERVAL_SECONDS"),
         ("ORGANISER_EMAIL", "not-an-address", "ORGANISER_EMAIL"),
         ("SMTP_SECURITY", "tls1.0", "SMTP_SECURITY"),
+        ("PROGRAMME_MAX_ROWS", "lots", "PROGRAMME_MAX_ROWS"),
     ],
 )
 def test_malformed_setting_stops_start_up_naming_it(tmp_path, name, value, words):

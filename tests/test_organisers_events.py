@@ -295,8 +295,8 @@ def test_capacity_below_the_seats_taken_is_refused_unless_the_attendees_are_kept
     refused = post(admin, f"/admin/events/{booked.slug}", form_of(booked, capacity="1"))
 
     assert refused.status_code == 422
-    assert "2 people already have a seat" in error_beside(refused.get_data(as_text=True),
-                                                          "capacity")
+    assert "capacity 1 is below the 2 seats already taken" in error_beside(
+        refused.get_data(as_text=True), "capacity")
     assert reload(booked).capacity == 2
 
     kept = post(admin, f"/admin/events/{booked.slug}",

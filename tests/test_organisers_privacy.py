@@ -11,7 +11,7 @@ from notifications.dispatcher import dispatch
 from notifications.models import Message
 from organisers.models import AuditEntry
 from registration import services, tokens
-from registration.models import Registration
+from registration.models import Event, Registration
 from tests.conftest import NOW, make_event, outbox, sign_up
 
 PERSONAL = ("name", "email", "organisation")
@@ -148,3 +148,71 @@ def test_the_daily_housekeeping_purges_what_is_past_the_retention_period(app, cl
     housekeeping_job(app, clock=lambda: ends_at + timedelta(days=91))
     db.session.expire_all()
     assert all(r.anonymised_at is not None and r.email == "" for r in registrations())
+
+
+def confirmed_after_the_end(app, client, recording_url="https://video.example.org/r/1"):
+    """A seat holder of a session (with a recording), and the clock moved past its end."""
+    event = make_event(starts_at=NOW + timedelta(hours=1), capacity=5,
+                       recording_url=recording_url)
+    sign_up(client, event.slug)
+    registration = registrations()[0]
+    after_end = event.ends_at + timedelta(minutes=5)
+    app.config["CLOCK"] = lambda: after_end
+    return event, registration, after_end
+
+
+def test_deleting_my_data_after_the_end_anonymises_without_cancelling(app, client):
+    event, registration, _ = confirmed_after_the_end(app, client)
+    path = f"/r/{tokens.manage_token(registration)}/delete"
+    page = client.get(path).get_data(as_text=True)
+    assert "is not cancelled" in page and "will be <strong>cancelled</strong>" not in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+    response = client.post(path, data={"csrf_token": token})
+
+    assert response.status_code == 303
+    db.session.expire_all()
+    row = db.session.get(Registration, registration.id)
+    assert row.anonymised_at is not None and row.email == ""
+    assert row.status == "confirmed" and row.cancelled_at is None
+    assert db.session.get(Event, event.id).confirmed_count == 1
+    kinds = {(m.kind, m.status) for m in db.session.scalars(sa.select(Message))}
+    assert ("cancellation", "pending") not in kinds
+    assert ("follow_up", "skipped") in kinds
+
+
+def test_a_recording_set_after_the_data_was_deleted_sends_no_follow_up(app, client):
+    from registration import retention
+
+    event, registration, after_end = confirmed_after_the_end(app, client, recording_url=None)
+    retention.anonymise([registration], after_end)
+    db.session.commit()
+
+    change = services.change_event(event, {"recording_url": "https://video.example.org/r/2"},
+                                   after_end)
+    db.session.commit()
+
+    assert change.follow_ups == 0
+    assert db.session.scalars(sa.select(Message).where(
+        Message.kind == "follow_up", Message.status == "pending")).all() == []
+
+
+def test_a_follow_up_a_dispatcher_held_while_the_data_was_deleted_is_skipped_not_sent(app,
+                                                                                    client):
+    from registration import retention
+
+    _, registration, after_end = confirmed_after_the_end(app, client)
+    [follow_up] = db.session.scalars(sa.select(Message).where(Message.kind == "follow_up"))
+    held = sa.update(Message).where(Message.id == follow_up.id)
+    db.session.execute(held.values(claim_token="other-dispatcher",
+                                   lease_until=after_end + timedelta(minutes=5)))
+    retention.anonymise([registration], after_end)
+    db.session.execute(held.values(claim_token=None, lease_until=None))  # its claim given back
+    db.session.commit()
+
+    dispatch(after_end)
+
+    db.session.expire_all()
+    follow_up = db.session.get(Message, follow_up.id)
+    assert (follow_up.status, follow_up.skip_reason) == ("skipped", "personal data deleted")
+    assert outbox(app) == []

@@ -23,10 +23,11 @@ SAME_TIME = "2025-07-20T11:00,2025-07-20T12:30,Europe/Berlin"
 HEADER = "slug,title,starts_at,ends_at,timezone,status"
 
 
-def upload(client, data: bytes, filename="programme.csv", token=None):
+def upload(client, data: bytes, filename="programme.csv", token=None, **fields):
     token = token or page_csrf(client, "/admin/programme")
     return client.post("/admin/programme", content_type="multipart/form-data",
-                       data={"csrf_token": token, "file": (io.BytesIO(data), filename)})
+                       data={"csrf_token": token, "file": (io.BytesIO(data), filename),
+                             **fields})
 
 
 def preview_token(page: str) -> str:
@@ -193,6 +194,58 @@ def test_a_change_the_service_refuses_is_shown_with_its_line_and_changes_nothing
     assert response.status_code == 422
     assert "<strong>Line 2</strong>: soon can&#39;t be moved into the past" in (
         response.get_data(as_text=True))
+
+
+def test_a_capacity_below_the_seats_taken_is_a_problem_unless_the_upload_keeps_them(admin):
+    people(make_event(slug="booked", capacity=3), confirmed=2, waitlisted=1)
+    text = f"{HEADER},capacity\nbooked,Climate finance 101,{SAME_TIME},scheduled,1\n".encode()
+
+    refused = upload(admin, text)
+
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert "<strong>Line 2</strong>: capacity 1 is below the 2 seats already taken" in page
+    assert 'name="keep_seats"' in page
+    assert db.session.scalar(sa.select(Event.capacity)) == 3
+
+    kept = upload(admin, text, keep_seats="y")
+
+    assert kept.status_code == 200
+    assert 'id="keep-seats"' in kept.get_data(as_text=True)
+    assert db.session.scalar(sa.select(Event.capacity)) == 3  # a preview changes nothing
+    assert apply(admin, preview_token(kept.get_data(as_text=True))).status_code == 303
+    db.session.expire_all()
+    event = db.session.scalar(sa.select(Event))
+    assert (event.capacity, event.confirmed_count) == (1, 2)
+    assert db.session.scalars(sa.select(Message.kind)).all() == []
+
+
+def test_a_file_with_more_than_100_problems_shows_100_and_how_many_more(admin):
+    rows = "".join(f"Bad Slug {n},Title,2025-07-07T14:00,2025-07-07T15:00\n" for n in range(150))
+
+    response = upload(admin, f"slug,title,starts_at,ends_at\n{rows}".encode())
+
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert len(re.findall(r"<li><strong>Line \d+</strong>", page)) == 100
+    assert '<li id="more-problems">…and 50 more</li>' in page
+    assert "Nothing was changed: 150 problems in programme.csv" in page
+    assert count(Event) == 0
+
+
+def test_a_file_over_the_row_limit_is_refused_in_one_line(app, admin):
+    app.config["PROGRAMME_MAX_ROWS"] = 3
+    rows = "".join(f"event-{n},Event {n},2025-08-0{n}T10:00,2025-08-0{n}T11:00\n"
+                   for n in range(1, 5))
+
+    response = upload(admin, f"slug,title,starts_at,ends_at\n{rows}".encode())
+
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert re.findall(r"<li><strong>Line (\d+)</strong>: ([^<]+)</li>", page) == [
+        ("1", "the file has more than 3 rows of events; a programme is far smaller: is it the "
+              "right file? (The limit is the PROGRAMME_MAX_ROWS setting.)")]
+    assert count(Event) == 0
 
 
 @pytest.mark.parametrize(("data", "filename", "words"), [

@@ -381,18 +381,50 @@ def test_raising_capacity_gives_the_new_seats_to_the_waiting_list(app, runner, t
     assert (event.capacity, event.confirmed_count) == (2, 2)
 
 
-def test_lowering_capacity_takes_no_seat_away(app, runner, tmp_path):
-    event = make_event(slug="climate-finance-101", capacity=3)
+def three_seats_taken_of_five():
+    event = make_event(slug="climate-finance-101", capacity=5)
     for n in range(3):
         services.sign_up(event, _applicant(n), NOW)
     db.session.commit()
-    times = f"{event.starts_at:%Y-%m-%dT%H:%MZ},{event.ends_at:%Y-%m-%dT%H:%MZ}"
+    return f"{event.starts_at:%Y-%m-%dT%H:%MZ},{event.ends_at:%Y-%m-%dT%H:%MZ}"
+
+
+def test_capacity_below_the_seats_taken_is_a_problem_on_its_line_and_nothing_is_applied(
+        app, runner, tmp_path):
+    times = three_seats_taken_of_five()
 
     result = import_csv(runner, tmp_path, f"{HEADER},capacity\n"
-                        f"climate-finance-101,Climate finance 101,{times},1\n")
+                        f"fresh-session,Fresh,2026-07-07T14:00,2026-07-07T15:00,10\n"
+                        f"climate-finance-101,A new title,{times},1\n")
+
+    assert result.exit_code != 0
+    assert "line 3: capacity 1 is below the 3 seats already taken" in result.output
+    assert "--keep-seats" in result.output
+    assert [(e.slug, e.title, e.capacity) for e in events()] == [
+        ("climate-finance-101", "Climate finance 101", 5)]
+
+
+def test_capacity_down_to_the_seats_taken_needs_no_confirmation(app, runner, tmp_path):
+    times = three_seats_taken_of_five()
+
+    result = import_csv(runner, tmp_path, f"{HEADER},capacity\n"
+                        f"climate-finance-101,Climate finance 101,{times},3\n")
 
     assert result.exit_code == 0, result.output
-    db.session.expire_all()
+    assert events()[0].capacity == 3
+
+
+def test_keep_seats_lowers_capacity_below_the_seats_taken_and_takes_no_seat_away(
+        app, runner, tmp_path):
+    times = three_seats_taken_of_five()
+    path = write_csv(tmp_path, f"{HEADER},capacity\n"
+                               f"climate-finance-101,Climate finance 101,{times},1\n")
+
+    result = runner.invoke(args=["import-programme", "--keep-seats", str(path)])
+
+    assert result.exit_code == 0, result.output
+    [event] = events()
+    assert (event.capacity, event.confirmed_count) == (1, 3)
     statuses = db.session.scalars(sa.select(Registration.status)).all()
     assert statuses == ["confirmed"] * 3
 
@@ -403,6 +435,51 @@ def test_titles_are_stored_composed_as_the_sign_up_form_stores_names():
                                      "2026-07-07T15:30\n".encode())
     assert problems == []
     assert rows[0].values["title"] == "Café des métiers"
+
+
+def bad_rows(count):
+    """Rows each with one problem: a slug no event may have."""
+    return "".join(f"Bad Slug {n},Title,2026-07-07T14:00,2026-07-07T15:00\n"
+                   for n in range(count))
+
+
+def problem_lines(output):
+    return [line for line in output.splitlines() if line.startswith("line ")]
+
+
+def test_a_file_with_more_than_100_problems_lists_100_and_how_many_more(app, runner, tmp_path):
+    result = import_csv(runner, tmp_path, f"{HEADER}\n{bad_rows(150)}")
+
+    assert result.exit_code != 0
+    shown = problem_lines(result.output)
+    assert len(shown) == 100
+    assert shown[0].startswith("line 2: ") and shown[-1].startswith("line 101: ")
+    assert "…and 50 more" in result.output
+    assert "Nothing was imported: 150 problems in" in result.output
+
+
+def test_a_file_over_the_row_limit_is_refused_in_one_line_before_any_row_is_checked(
+        app, runner, tmp_path):
+    result = import_csv(runner, tmp_path, f"{HEADER}\n{bad_rows(5001)}")
+
+    assert result.exit_code != 0
+    assert problem_lines(result.output) == [
+        "line 1: the file has more than 5000 rows of events; a programme is far smaller: is it "
+        "the right file? (The limit is the PROGRAMME_MAX_ROWS setting.)"]
+    assert "Nothing was imported: 1 problem in" in result.output
+
+
+def test_the_row_limit_comes_from_the_setting_and_blank_rows_do_not_count(app_with, tmp_path):
+    rows = [f"event-{n},Event {n},2026-07-0{n}T14:00,2026-07-0{n}T15:00" for n in (1, 2, 3)]
+    with app_with(PROGRAMME_MAX_ROWS="2") as app:
+        runner = app.test_cli_runner()
+        refused = import_csv(runner, tmp_path, "\n".join([HEADER, *rows]) + "\n")
+        assert refused.exit_code != 0 and "more than 2 rows" in refused.output
+        assert events() == []
+
+        kept = import_csv(runner, tmp_path, "\n".join([HEADER, *rows[:2], ",,,", ""]) + "\n")
+        assert kept.exit_code == 0, kept.output
+        assert len(events()) == 2
 
 
 def test_parse_programme_answers_rows_or_problems_without_a_database():

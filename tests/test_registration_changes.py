@@ -106,6 +106,24 @@ def test_moving_a_session_into_the_past_is_refused_and_changes_nothing(full_even
     assert len(messages()) == before
 
 
+def test_the_service_refuses_a_capacity_below_the_seats_taken_unless_told_to_keep_them(
+        full_event):
+    full_event.capacity = 2
+    db.session.commit()
+    with pytest.raises(services.ChangeRefused,
+                       match="capacity 0 is below the 1 seat already taken") as refused:
+        change(full_event, capacity=0)
+    assert refused.value.refusal.field == "capacity"
+    db.session.rollback()
+    assert full_event.capacity == 2
+
+    services.change_event(full_event, {"capacity": 0}, NOW, keep_seats=True)
+    db.session.commit()
+
+    assert (full_event.capacity, full_event.confirmed_count) == (0, 1)
+    assert registration(full_event, "seat@example.org").status == "confirmed"
+
+
 @pytest.mark.parametrize("field, value", [
     ("title", "Climate finance 102"),
     ("description", "Now with a case from Nairobi."),

@@ -1,14 +1,20 @@
 """The attendee's own page and cancelling: the link, the seat, the waiting list."""
 
+import hashlib
+import hmac
 import re
+from base64 import urlsafe_b64encode
+from datetime import timedelta
 
 import sqlalchemy as sa
 
 from extensions import db
+from notifications import planner
+from notifications.dispatcher import dispatch
 from notifications.models import Message
 from registration import services, tokens
-from registration.models import Registration
-from tests.conftest import make_event, sign_up
+from registration.models import Event, Registration
+from tests.conftest import NOW, make_event, make_registration, outbox, sign_up
 
 
 def registration_for(email):
@@ -56,6 +62,10 @@ def test_unknown_or_revoked_token_answers_404(client):
     registration = registration_for("aiko.tanaka@example.org")
     old = manage_path(registration)
     assert client.get("/r/not-a-real-token").status_code == 404
+    mac = tokens.split(tokens.manage_token(registration))[1]
+    for forged in (f"{registration.id + 1}.{mac}", f"99999999999.{mac}", f".{mac}",
+                   f"x.{mac}", f"{registration.id}.{mac[:-1]}"):
+        assert client.get(f"/r/{forged}").status_code == 404, forged
     tokens.issue_token(registration)
     db.session.commit()
     assert client.get(old).status_code == 404
@@ -152,3 +162,86 @@ def test_cancelling_works_over_https_without_a_referer(app_with):
         assert response.status_code == 303
         db.session.refresh(registration)
         assert registration.status == "cancelled"
+
+
+def test_cancelling_after_the_session_ended_answers_410_and_changes_nothing(app, client):
+    event = make_event(starts_at=NOW + timedelta(hours=1), capacity=5,
+                       recording_url="https://video.example.org/r/1")
+    sign_up(client, event.slug)
+    registration = registration_for("aiko.tanaka@example.org")
+    path = manage_path(registration)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"',
+                     client.get(path).get_data(as_text=True)).group(1)
+    planned = [(m.kind, m.status) for m in db.session.scalars(
+        sa.select(Message).order_by(Message.id))]
+    assert ("follow_up", "pending") in planned
+    after_end = event.ends_at + timedelta(minutes=5)
+    app.config["CLOCK"] = lambda: after_end
+
+    assert "Cancel my registration" not in client.get(path).get_data(as_text=True)
+    response = client.post(path + "/cancel", data={"csrf_token": csrf})
+
+    assert response.status_code == 410
+    assert "has ended" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert registration_for("aiko.tanaka@example.org").status == "confirmed"
+    assert db.session.get(Event, event.id).confirmed_count == 1
+    assert [(m.kind, m.status) for m in db.session.scalars(
+        sa.select(Message).order_by(Message.id))] == planned
+
+
+def link_made_before_links_carried_the_id(key, registration):
+    """A manage link as emails carried them before: the bare MAC of the nonce under the key."""
+    mac = hmac.new(key.encode(), b"manage-link:" + registration.token_nonce.encode(),
+                   hashlib.sha256).digest()
+    return "/r/" + urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def link_in_the_email(app):
+    [mail] = outbox(app)
+    body = next(p for p in mail.walk() if p.get_content_type() == "text/plain").get_content()
+    return re.search(r"http://forum\.example\.org(/r/[A-Za-z0-9_.-]+)", body).group(1)
+
+
+def registered_under(app_with, key):
+    """A registration made while SECRET_KEY was `key`, its confirmation sent; its id and the
+    manage links the registrant may hold (the email's, and one of the bare-MAC format)."""
+    with app_with(SECRET_KEY=key) as app:
+        registration = make_registration(make_event())
+        planner.queue_signup(registration, NOW, is_repeat=False)
+        db.session.commit()
+        dispatch(NOW)
+        links = [link_in_the_email(app), link_made_before_links_carried_the_id(key, registration)]
+        return registration.id, links
+
+
+def status_of(app_with, links, **keys):
+    with app_with(**keys) as app:
+        client = app.test_client()
+        return [client.get(link).status_code for link in links]
+
+
+def test_links_sent_before_a_key_rotation_work_while_the_old_key_is_a_fallback(app_with):
+    _, sent_before = registered_under(app_with, "old-key")
+
+    assert status_of(app_with, sent_before, SECRET_KEY="new-key",
+                     SECRET_KEY_FALLBACKS="older-key, old-key") == [200, 200]
+    assert status_of(app_with, sent_before, SECRET_KEY="new-key",
+                     SECRET_KEY_FALLBACKS="older-key") == [404, 404]
+
+
+def test_an_email_sent_after_a_key_rotation_carries_a_link_that_works(app_with, tmp_path):
+    registration_id, sent_before = registered_under(app_with, "old-key")
+    rotated = {"SECRET_KEY": "new-key", "SECRET_KEY_FALLBACKS": "old-key",
+               "MAIL_OUTBOX_DIR": str(tmp_path / "after")}
+    with app_with(**rotated) as app:
+        registration = db.session.get(Registration, registration_id)
+        planner.queue_signup(registration, NOW + timedelta(minutes=1))
+        db.session.commit()
+        dispatch(NOW + timedelta(minutes=1))
+        sent_after = link_in_the_email(app)
+
+    assert status_of(app_with, [sent_after], **rotated) == [200]
+    # Made with the new key, it outlives the old one; the links made with that key do not.
+    assert status_of(app_with, [sent_after, *sent_before], SECRET_KEY="new-key") == [
+        200, 404, 404]

@@ -1,5 +1,6 @@
 """Many people sign up for the last seats at the same moment, over real HTTP through several
-gunicorn workers, on SQLite and on PostgreSQL: nobody sees an error, no seat is given twice."""
+gunicorn workers, on SQLite and on PostgreSQL: nobody sees an error, no seat is given twice, and
+a session cancelled in the middle of it takes nobody it turned away."""
 
 import threading
 from collections import Counter
@@ -14,8 +15,15 @@ from extensions import db
 from notifications.models import Message
 from notifications.planner import CONFIRMATIONS_PER_DAY
 from registration.models import Event, Registration
-from tests.conftest import CSRF_RE, form_data, make_event
+from tests.conftest import (
+    CSRF_RE,
+    ORGANISER_EMAIL,
+    ORGANISER_PASSWORD,
+    form_data,
+    make_event,
+)
 from tests.servers import GunicornServer
+from tests.test_organisers_events import form_of
 
 WORKERS = 4
 HTTP_TIMEOUT = 30  # seconds; a request that takes this long has hung (the race takes a few)
@@ -140,3 +148,53 @@ def test_one_person_sending_the_form_ten_times_at_once_is_registered_once(server
     assert {row.registration_id for row in queued} == {registration.id}
     confirmations = [row for row in queued if row.kind == "confirmation"]
     assert len(confirmations) == CONFIRMATIONS_PER_DAY
+
+
+def _cancel_together(base_url, slug, form, barrier):
+    """The organiser's browser: signed in, on the event's page; cancels it with the others."""
+    with requests.Session() as browser:
+        try:
+            login = browser.get(f"{base_url}/admin/login", timeout=HTTP_TIMEOUT)
+            signed_in = browser.post(f"{base_url}/admin/login", data={
+                "email": ORGANISER_EMAIL, "password": ORGANISER_PASSWORD,
+                "csrf_token": CSRF_RE.search(login.text).group(1),
+            }, allow_redirects=False, timeout=HTTP_TIMEOUT)
+            assert signed_in.status_code == 303, signed_in.text[:500]
+            page = browser.get(f"{base_url}/admin/events/{slug}", timeout=HTTP_TIMEOUT)
+            data = {**form, "status": "cancelled", "confirm_cancel": "y",
+                    "csrf_token": CSRF_RE.search(page.text).group(1)}
+            barrier.wait(timeout=HTTP_TIMEOUT)
+        except BaseException:
+            barrier.abort()
+            raise
+        return browser.post(f"{base_url}/admin/events/{slug}", data=data,
+                            allow_redirects=False, timeout=HTTP_TIMEOUT)
+
+
+def test_sign_ups_racing_the_sessions_cancellation_get_a_seat_or_a_410_never_an_error(
+        server, app, organiser):
+    event_id, slug = create_event(slug="called-off-mid-race", capacity=20)
+    form = form_of(db.session.get(Event, event_id))
+    db.session.remove()  # no transaction of ours may hold SQLite's write lock meanwhile
+    people = [{"name": f"Attendee {i}", "email": f"attendee-{i:02d}@example.org"}
+              for i in range(60)]
+    barrier = threading.Barrier(len(people) + 1)
+
+    with ThreadPoolExecutor(max_workers=len(people) + 1) as pool:
+        cancelling = pool.submit(_cancel_together, server.url, slug, form, barrier)
+        futures = [pool.submit(_sign_up_together, server.url, slug, barrier, fields)
+                   for fields in people]
+        responses = [future.result() for future in futures]
+        cancelled = cancelling.result()
+
+    assert cancelled.status_code == 303, cancelled.text[:500]
+    assert_server_logged_no_error(server)
+    answers = Counter(r.status_code for r in responses)
+    assert set(answers) <= {303, 410}, [(r.status_code, r.text[:300]) for r in responses]
+    assert all("was cancelled" in r.text for r in responses if r.status_code == 410)
+    accepted = {person["email"] for person, r in zip(people, responses, strict=True)
+                if r.status_code == 303}
+    stored = set(db.session.scalars(
+        sa.select(Registration.email).where(Registration.event_id == event_id)))
+    assert stored == accepted
+    assert db.session.get(Event, event_id).status == "cancelled"

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from extensions import db
 from notifications.models import Message
-from registration.models import Registration
+from registration.models import Event, Registration
 from tests.conftest import NOW, csrf_token, form_data, make_event, sign_up
 
 
@@ -182,6 +182,32 @@ def test_cancelled_event_takes_no_sign_ups(client):
     response = client.post(f"/events/{event.slug}/register", data=form_data(csrf_token=token))
     assert response.status_code == 410
     assert registrations() == []
+
+
+def test_a_sign_up_racing_the_sessions_cancellation_answers_410_and_stores_nothing(client):
+    event = make_event()
+    first = client.post(f"/events/{event.slug}/register", data=form_data(
+        csrf_token=csrf_token(client, event.slug), email="first@example.org"))
+    assert first.status_code == 303
+    token = csrf_token(client, event.slug)
+    # The request's session keeps the event as it read it, open; meanwhile another connection
+    # cancels it and commits, before the sign-up takes the event's lock. That is the race of a
+    # sign-up and the console's cancellation, made to happen every time.
+    db.session.expunge(event)
+    db.session.rollback()
+    with db.engine.begin() as other:
+        other.execute(sa.update(Event).where(Event.id == event.id).values(status="cancelled"))
+    db.session.add(event)
+    assert event.status == "scheduled"
+
+    response = client.post(f"/events/{event.slug}/register",
+                           data=form_data(csrf_token=token, email="racer@example.org"))
+
+    assert response.status_code == 410
+    assert "was cancelled and takes no sign-ups" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert [r.email for r in registrations()] == ["first@example.org"]
+    assert {m.recipient for m in messages()} == {"first@example.org"}
 
 
 def test_sign_up_stays_open_until_the_end_then_answers_410(app, client):
