@@ -10,6 +10,7 @@ from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, registry
 
 
@@ -30,6 +31,32 @@ class UTCDateTime(sa.TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=UTC)
+
+
+class database_now(sa.sql.functions.FunctionElement):  # noqa: N801  (reads as a SQL function)
+    """The database server's current UTC time, plus `seconds`: one clock for every host that
+    shares the database, whatever each host's own clock says."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+    def __init__(self, seconds: int = 0):
+        super().__init__(sa.literal(int(seconds), sa.Integer))
+
+
+@compiles(database_now, "postgresql")
+def _postgresql_now(element, compiler, **kw):
+    # clock_timestamp(), not now(): the time of the statement, not of the transaction's start.
+    seconds = compiler.process(element.clauses.clauses[0], **kw)
+    return f"(clock_timestamp() AT TIME ZONE 'UTC' + {seconds} * interval '1 second')"
+
+
+@compiles(database_now, "sqlite")
+def _sqlite_now(element, compiler, **kw):
+    # Written as UTCDateTime stores values on SQLite ('YYYY-MM-DD HH:MM:SS.ffffff', as text),
+    # so the comparisons with stored times are comparisons of equal-length strings.
+    seconds = compiler.process(element.clauses.clauses[0], **kw)
+    return f"strftime('%Y-%m-%d %H:%M:%f000', 'now', {seconds} || ' seconds')"
 
 
 class Base(DeclarativeBase):

@@ -267,6 +267,23 @@ def make_registration(event, **fields):
     return registration
 
 
+def database_time(seconds: int = 0) -> datetime:
+    """The database's own clock (the one claim leases follow), plus some seconds."""
+    from extensions import database_now
+
+    return db.session.scalar(sa.select(database_now(seconds)))
+
+
+def end_leases() -> None:
+    """Let every claim's lease run out, as the database's clock moving on would."""
+    from extensions import database_now
+    from notifications.models import Message
+
+    db.session.execute(sa.update(Message).where(Message.lease_until.is_not(None))
+                       .values(lease_until=database_now(-1)))
+    db.session.commit()
+
+
 def outbox(app):
     """Every email the file backend wrote, in the order they were sent, parsed as a mail
     client would. (File times are too coarse to order a batch: the outbox rows say it.)"""
