@@ -4,16 +4,18 @@ import os
 import re
 import secrets
 import sys
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 
-from extensions import csrf, db, limiter, migrate
+from extensions import csrf, db, describe_database_error, engine_options, limiter, migrate
 
 
 class PrintableConverter(BaseConverter):
@@ -235,6 +237,7 @@ def create_app(test_config=None):
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path) / "migrations"),
                      render_as_batch=True)
@@ -288,6 +291,8 @@ ERROR_MESSAGES = {
     410: "This session no longer takes sign-ups.",
     413: "What was sent is far larger than this form accepts.",
     429: "Too many attempts from you in a short time. Please wait a little and try again.",
+    503: "The site is very busy or its database can't be reached just now. Nothing was "
+         "changed; please try again in a minute.",
     500: "Something went wrong on our side. Nothing you did caused it; please try again later.",
 }
 
@@ -311,6 +316,20 @@ def _register_error_pages(app):
         if code != 429 and exc.description != type(exc).description:
             return render_error(code, exc.description)
         return render_error(code, ERROR_MESSAGES.get(code, exc.description))
+
+    @app.errorhandler(sa.exc.DBAPIError)
+    def database_error(exc):
+        # A database that is down, slow or locked (OperationalError: a time-out, a refused
+        # connection) is a 503 to retry; anything else is a bug (500). Either way the log gets
+        # the traceback and the kind of error, never its message (see describe_database_error).
+        unavailable = isinstance(exc, sa.exc.OperationalError)
+        if app.testing and not unavailable:
+            raise exc
+        app.logger.error("database error: %s\n%s", describe_database_error(exc),
+                         "".join(traceback.format_tb(exc.__traceback__)).rstrip())
+        db.session.rollback()
+        code = 503 if unavailable else 500
+        return render_error(code, ERROR_MESSAGES[code])
 
     @app.errorhandler(Exception)
     def unexpected_error(exc):

@@ -80,6 +80,28 @@ csrf = CSRFProtect()
 limiter = Limiter(get_remote_address)
 
 
+def engine_options(config) -> dict:
+    """SQLALCHEMY_ENGINE_OPTIONS for the app's settings."""
+    # An error's text (logged with its traceback) never carries the values bound to the
+    # statement: names and addresses stay out of the logs.
+    return {"hide_parameters": True}
+
+
+def describe_database_error(error: sa.exc.DBAPIError) -> str:
+    """A database error for the log, without its message: PostgreSQL's DETAIL quotes the
+    values of a violated key (an address, a name), which must not reach the log."""
+    driver_error = error.orig
+    parts = [type(driver_error).__name__]
+    code = getattr(driver_error, "sqlstate", None) or getattr(driver_error, "sqlite_errorname",
+                                                              None)
+    if code:
+        parts.append(code)
+    diagnostics = getattr(driver_error, "diag", None)
+    if diagnostics is not None and diagnostics.constraint_name:
+        parts.append(f"constraint {diagnostics.constraint_name}")
+    return f"{type(error).__name__} ({', '.join(parts)})"
+
+
 @sa.event.listens_for(sa.engine.Engine, "connect")
 def _sqlite_connect(dbapi_connection, connection_record):
     """WAL, a busy timeout and foreign keys on every SQLite connection."""
