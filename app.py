@@ -142,6 +142,22 @@ def load_settings(env, instance_path):
                                     1, 1000),
         "CLAIM_LEASE_SECONDS": _int("CLAIM_LEASE_SECONDS", get("CLAIM_LEASE_SECONDS", "300"),
                                     10, 86400),
+        "DATABASE_LOCK_TIMEOUT_SECONDS": _int(
+            "DATABASE_LOCK_TIMEOUT_SECONDS", get("DATABASE_LOCK_TIMEOUT_SECONDS", "10"), 1, 600),
+        # psycopg counts anything under 2 s as 2 s.
+        "DATABASE_CONNECT_TIMEOUT_SECONDS": _int(
+            "DATABASE_CONNECT_TIMEOUT_SECONDS", get("DATABASE_CONNECT_TIMEOUT_SECONDS", "3"),
+            2, 60),
+        "DATABASE_POOL_TIMEOUT_SECONDS": _int(
+            "DATABASE_POOL_TIMEOUT_SECONDS", get("DATABASE_POOL_TIMEOUT_SECONDS", "5"), 1, 60),
+        "DATABASE_STATEMENT_TIMEOUT_SECONDS": _int(
+            "DATABASE_STATEMENT_TIMEOUT_SECONDS", get("DATABASE_STATEMENT_TIMEOUT_SECONDS", "30"),
+            0, 3600),
+        "DATABASE_IDLE_TRANSACTION_TIMEOUT_SECONDS": _int(
+            "DATABASE_IDLE_TRANSACTION_TIMEOUT_SECONDS",
+            get("DATABASE_IDLE_TRANSACTION_TIMEOUT_SECONDS", "60"), 0, 3600),
+        "DATABASE_KEEPALIVE_SECONDS": _int(
+            "DATABASE_KEEPALIVE_SECONDS", get("DATABASE_KEEPALIVE_SECONDS", "30"), 1, 3600),
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", get("RATELIMIT_ENABLED", "true")),
         "RATELIMIT_STORAGE_URI": get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_SIGNUP_PER_IP": get("RATELIMIT_SIGNUP_PER_IP", "300 per hour"),
@@ -207,6 +223,9 @@ SETTING_NAMES = {
     "ORGANISER_IDLE_MINUTES", "PASSWORD_HASH_METHOD", "RATELIMIT_LOGIN_PER_ADDRESS",
     "RATELIMIT_LOGIN_PER_IP",
     "EMAIL_CHECK_DELIVERABILITY", "MAX_FORM_BYTES",
+    "DATABASE_LOCK_TIMEOUT_SECONDS", "DATABASE_CONNECT_TIMEOUT_SECONDS",
+    "DATABASE_POOL_TIMEOUT_SECONDS", "DATABASE_STATEMENT_TIMEOUT_SECONDS",
+    "DATABASE_IDLE_TRANSACTION_TIMEOUT_SECONDS", "DATABASE_KEEPALIVE_SECONDS",
 }
 
 
@@ -325,8 +344,11 @@ def _register_error_pages(app):
         unavailable = isinstance(exc, sa.exc.OperationalError)
         if app.testing and not unavailable:
             raise exc
-        app.logger.error("database error: %s\n%s", describe_database_error(exc),
-                         "".join(traceback.format_tb(exc.__traceback__)).rstrip())
+        if unavailable:  # an outage: one line per request, not a traceback each
+            app.logger.error("database unavailable: %s", describe_database_error(exc))
+        else:
+            app.logger.error("database error: %s\n%s", describe_database_error(exc),
+                             "".join(traceback.format_tb(exc.__traceback__)).rstrip())
         db.session.rollback()
         code = 503 if unavailable else 500
         return render_error(code, ERROR_MESSAGES[code])

@@ -17,7 +17,7 @@ from flask import (
 )
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from extensions import csrf, db
+from extensions import csrf, db, writes_on_get
 from notifications.models import Message
 from organisers import auth
 from organisers.attendance import (
@@ -115,6 +115,7 @@ def _xlsx_download(event: Event | None) -> Response:
 
 
 @bp.get("/events/<slug>/attendees.csv")
+@writes_on_get  # the audit entry, written before the file is sent
 @auth.login_required
 def event_attendees_csv(slug):
     """The event's registrations as CSV for Excel (?status= to choose one status)."""
@@ -122,6 +123,7 @@ def event_attendees_csv(slug):
 
 
 @bp.get("/attendees.csv")
+@writes_on_get  # the audit entry, written before the file is sent
 @auth.login_required
 def all_attendees_csv():
     """Every event's registrations as CSV for Excel (?status= to choose one status)."""
@@ -129,6 +131,7 @@ def all_attendees_csv():
 
 
 @bp.get("/events/<slug>/attendees.xlsx")
+@writes_on_get  # the audit entry, written before the file is sent
 @auth.login_required
 def event_attendees_xlsx(slug):
     """The event's registrations as an Excel workbook (?status= to choose one status)."""
@@ -136,6 +139,7 @@ def event_attendees_xlsx(slug):
 
 
 @bp.get("/attendees.xlsx")
+@writes_on_get  # the audit entry, written before the file is sent
 @auth.login_required
 def all_attendees_xlsx():
     """Every event's registrations as an Excel workbook (?status= to choose one status)."""

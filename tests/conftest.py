@@ -115,10 +115,17 @@ class FreshGlobalsClient(FlaskClient):
     """
 
     def open(self, *args, **kwargs):
+        # In production each request ends its transactions with its app context; here the
+        # test's context (and session) lives on, and a GET's reading transaction with it (or a
+        # streamed answer's, read after the request): end them, before and after.
         if has_app_context():
             for name in list(vars(g)):
                 delattr(g, name)
-        return super().open(*args, **kwargs)
+            db.session.commit()
+        response = super().open(*args, **kwargs)
+        if has_app_context():
+            db.session.commit()
+        return response
 
 
 def make_app(config):
