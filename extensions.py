@@ -123,7 +123,8 @@ def describe_database_error(error: sa.exc.DBAPIError) -> str:
     """A database error for the log, without its message: PostgreSQL's DETAIL quotes the
     values of a violated key (an address, a name), which must not reach the log."""
     driver_error = error.orig
-    parts = [type(driver_error).__name__]
+    parts = [type(driver_error).__name__] if type(driver_error).__name__ != type(
+        error).__name__ else []
     code = getattr(driver_error, "sqlstate", None) or getattr(driver_error, "sqlite_errorname",
                                                               None)
     if code:
@@ -131,7 +132,11 @@ def describe_database_error(error: sa.exc.DBAPIError) -> str:
     diagnostics = getattr(driver_error, "diag", None)
     if diagnostics is not None and diagnostics.constraint_name:
         parts.append(f"constraint {diagnostics.constraint_name}")
-    return f"{type(error).__name__} ({', '.join(parts)})"
+    if isinstance(error, sa.exc.OperationalError):
+        # A time-out, a refused connection, a lock: the first line names no row, only the
+        # server ("connection refused", "canceling statement due to lock timeout").
+        parts.append(str(driver_error).strip().split("\n", 1)[0][:200])
+    return f"{type(error).__name__} ({', '.join(parts)})" if parts else type(error).__name__
 
 
 @sa.event.listens_for(sa.engine.Engine, "connect")

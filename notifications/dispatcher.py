@@ -184,8 +184,8 @@ def _load(message_ids: list[int], token: str) -> dict[int, Message]:
 
 
 def _end_transaction() -> None:
-    # SQLite holds its write lock for every transaction (BEGIN IMMEDIATE): none may stay open
-    # while SMTP talks, nor while another row is built.
+    # Outside a request every SQLite transaction holds the write lock (BEGIN IMMEDIATE): none
+    # may stay open while SMTP talks, nor while another row is built.
     if db.session().in_transaction():
         db.session.commit()
 

@@ -162,8 +162,8 @@ def queue_confirmations(event, count: int) -> list[Message]:
 def commit(*messages) -> list[tuple[int, str]]:
     """Commit; each message's id and Message-ID as plain values.
 
-    On SQLite every transaction holds the write lock (BEGIN IMMEDIATE), and touching a row after
-    a commit opens one: the test would lock out the processes it is watching.
+    On SQLite every transaction outside a request holds the write lock (BEGIN IMMEDIATE), and
+    touching a row after a commit opens one: the test would lock out the processes it watches.
     """
     db.session.flush()
     keys = [(message.id, message.message_id) for message in messages]
