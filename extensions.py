@@ -1,5 +1,6 @@
 """The Flask extensions, created unbound so every package can import them without circles."""
 
+import threading
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -137,6 +138,38 @@ def describe_database_error(error: sa.exc.DBAPIError) -> str:
         # server ("connection refused", "canceling statement due to lock timeout").
         parts.append(str(driver_error).strip().split("\n", 1)[0][:200])
     return f"{type(error).__name__} ({', '.join(parts)})" if parts else type(error).__name__
+
+
+# /healthz answers within this, whatever the database does.
+HEALTH_CHECK_SECONDS = 4
+# Probes left waiting on a database that went silent mid-conversation (no client-side time-out
+# can end a query the server never answers): past this many, /healthz says 503 without asking.
+_health_probes = threading.BoundedSemaphore(4)
+
+
+def database_answers(timeout: float = HEALTH_CHECK_SECONDS) -> bool:
+    """True if the database answers SELECT 1 within `timeout` seconds.
+
+    The question is asked in a thread of its own: a connection the server stopped answering
+    waits forever for its reply, and only the thread asking waits with it, not the request."""
+    if not _health_probes.acquire(blocking=False):
+        return False
+    engine = db.engine
+    answered = threading.Event()
+
+    def probe():
+        try:
+            # Its own thread is outside the request: say that it only reads (no SQLite lock).
+            with read_only(), engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+            answered.set()
+        except sa.exc.SQLAlchemyError:
+            pass
+        finally:
+            _health_probes.release()
+
+    threading.Thread(target=probe, name="health-probe", daemon=True).start()
+    return answered.wait(timeout)
 
 
 @sa.event.listens_for(sa.engine.Engine, "connect")

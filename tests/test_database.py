@@ -204,3 +204,68 @@ def test_postgresql_sessions_carry_the_time_outs_and_an_export_is_not_cut_off(ap
             assert show("idle_in_transaction_session_timeout") == "0"
         db.session.commit()
         assert show("idle_in_transaction_session_timeout") == "1min"
+
+
+class FreezingProxy:
+    """A TCP proxy to PostgreSQL that can go silent mid-conversation: the connections stay
+    open and the server's kernel still takes our bytes, but no answer ever comes back."""
+
+    def __init__(self, port):
+        self._upstream_port = port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._frozen = threading.Event()
+        self._sockets = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self._upstream_port))
+            self._sockets += [client, upstream]
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
+
+    def _pipe(self, source, target):
+        try:
+            while data := source.recv(65536):
+                if self._frozen.is_set():
+                    return  # stop reading: what comes stays unanswered
+                target.sendall(data)
+        except OSError:
+            return
+
+    def freeze(self):
+        self._frozen.set()
+
+    def close(self):
+        self._listener.close()
+        for sock in self._sockets:
+            sock.close()
+
+
+def test_healthz_answers_503_in_time_when_the_database_goes_silent_mid_conversation(
+    app_with, database_url
+):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a network database")
+    url = sa.engine.make_url(database_url)
+    proxy = FreezingProxy(url.port or 5432)
+    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    # Requests in a thread, so that a hang fails the test instead of hanging it.
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        with app_with(DATABASE_URL=proxied) as app:
+            client = app.test_client()
+            assert client.get("/healthz").status_code == 200  # a pooled connection, in use
+            proxy.freeze()
+            started = time.monotonic()
+            health = pool.submit(client.get, "/healthz")
+            assert health.result(timeout=10).status_code == 503
+            assert time.monotonic() - started < 5
+    finally:
+        proxy.close()  # whatever still waits on the database ends with its connection
+        pool.shutdown(wait=True)
