@@ -1,4 +1,6 @@
-"""The Flask extensions, created unbound so every package can import them without circles."""
+"""The Flask extensions, created unbound so every package can import them without circles,
+and the database connection: its options, its clock, and which transactions take SQLite's write
+lock."""
 
 import threading
 from contextlib import contextmanager
