@@ -4,16 +4,18 @@ import os
 import re
 import secrets
 import sys
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 
-from extensions import csrf, db, limiter, migrate
+from extensions import csrf, db, describe_database_error, engine_options, limiter, migrate
 
 
 class PrintableConverter(BaseConverter):
@@ -144,6 +146,22 @@ def load_settings(env, instance_path):
                                     1, 1000),
         "CLAIM_LEASE_SECONDS": _int("CLAIM_LEASE_SECONDS", get("CLAIM_LEASE_SECONDS", "300"),
                                     10, 86400),
+        "DATABASE_LOCK_TIMEOUT_SECONDS": _int(
+            "DATABASE_LOCK_TIMEOUT_SECONDS", get("DATABASE_LOCK_TIMEOUT_SECONDS", "10"), 1, 600),
+        # psycopg counts anything under 2 s as 2 s.
+        "DATABASE_CONNECT_TIMEOUT_SECONDS": _int(
+            "DATABASE_CONNECT_TIMEOUT_SECONDS", get("DATABASE_CONNECT_TIMEOUT_SECONDS", "3"),
+            2, 60),
+        "DATABASE_POOL_TIMEOUT_SECONDS": _int(
+            "DATABASE_POOL_TIMEOUT_SECONDS", get("DATABASE_POOL_TIMEOUT_SECONDS", "5"), 1, 60),
+        "DATABASE_STATEMENT_TIMEOUT_SECONDS": _int(
+            "DATABASE_STATEMENT_TIMEOUT_SECONDS", get("DATABASE_STATEMENT_TIMEOUT_SECONDS", "30"),
+            0, 3600),
+        "DATABASE_IDLE_TRANSACTION_TIMEOUT_SECONDS": _int(
+            "DATABASE_IDLE_TRANSACTION_TIMEOUT_SECONDS",
+            get("DATABASE_IDLE_TRANSACTION_TIMEOUT_SECONDS", "60"), 0, 3600),
+        "DATABASE_KEEPALIVE_SECONDS": _int(
+            "DATABASE_KEEPALIVE_SECONDS", get("DATABASE_KEEPALIVE_SECONDS", "30"), 1, 3600),
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", get("RATELIMIT_ENABLED", "true")),
         "RATELIMIT_STORAGE_URI": get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_SIGNUP_PER_IP": get("RATELIMIT_SIGNUP_PER_IP", "300 per hour"),
@@ -218,6 +236,9 @@ SETTING_NAMES = {
     "RATELIMIT_LOGIN_PER_IP", "RATELIMIT_LOGIN_PER_ADDRESS_IP",
     "EMAIL_CHECK_DELIVERABILITY", "MAX_FORM_BYTES",
     "SECRET_KEY_FALLBACKS", "PROGRAMME_MAX_ROWS",
+    "DATABASE_LOCK_TIMEOUT_SECONDS", "DATABASE_CONNECT_TIMEOUT_SECONDS",
+    "DATABASE_POOL_TIMEOUT_SECONDS", "DATABASE_STATEMENT_TIMEOUT_SECONDS",
+    "DATABASE_IDLE_TRANSACTION_TIMEOUT_SECONDS", "DATABASE_KEEPALIVE_SECONDS",
 }
 
 
@@ -248,6 +269,7 @@ def create_app(test_config=None):
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path) / "migrations"),
                      render_as_batch=True)
@@ -301,6 +323,8 @@ ERROR_MESSAGES = {
     410: "This session no longer takes sign-ups.",
     413: "What was sent is far larger than this form accepts.",
     429: "Too many attempts from you in a short time. Please wait a little and try again.",
+    503: "The site is very busy or its database can't be reached just now. Nothing was "
+         "changed; please try again in a minute.",
     500: "Something went wrong on our side. Nothing you did caused it; please try again later.",
 }
 
@@ -324,6 +348,23 @@ def _register_error_pages(app):
         if code != 429 and exc.description != type(exc).description:
             return render_error(code, exc.description)
         return render_error(code, ERROR_MESSAGES.get(code, exc.description))
+
+    @app.errorhandler(sa.exc.DBAPIError)
+    def database_error(exc):
+        # A database that is down, slow or locked (OperationalError: a time-out, a refused
+        # connection) is a 503 to retry; anything else is a bug (500). Either way the log gets
+        # the traceback and the kind of error, never its message (see describe_database_error).
+        unavailable = isinstance(exc, sa.exc.OperationalError)
+        if app.testing and not unavailable:
+            raise exc
+        if unavailable:  # an outage: one line per request, not a traceback each
+            app.logger.error("database unavailable: %s", describe_database_error(exc))
+        else:
+            app.logger.error("database error: %s\n%s", describe_database_error(exc),
+                             "".join(traceback.format_tb(exc.__traceback__)).rstrip())
+        db.session.rollback()
+        code = 503 if unavailable else 500
+        return render_error(code, ERROR_MESSAGES[code])
 
     @app.errorhandler(Exception)
     def unexpected_error(exc):

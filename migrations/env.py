@@ -95,6 +95,11 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # A migration may rewrite a large table: no statement time-out (the lock time-out
+            # stays, so it never queues every request behind it).
+            connection.exec_driver_sql("SET statement_timeout = 0")
+            connection.commit()  # the setting outlives it; the migrations begin their own
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

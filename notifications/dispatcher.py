@@ -19,10 +19,10 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import joinedload
 
-from extensions import db
+from extensions import database_now, db
 from notifications import transports
 from notifications.mail import UnsendableMessage, build_message
-from notifications.models import SEAT_ONLY_KINDS, Message, MessageKind
+from notifications.models import SEAT_ONLY_KINDS, Message, MessageKind, lease_is_free
 from registration.models import RegistrationStatus
 
 log = logging.getLogger(__name__)
@@ -120,11 +120,7 @@ def claim(now: datetime, token: str, limit: int, lease: timedelta) -> list[int]:
     """Claim up to `limit` due rows for this dispatcher in one statement; their ids, due first."""
     due = (
         sa.select(Message.id)
-        .where(
-            Message.status == "pending",
-            Message.due_at <= now,
-            sa.or_(Message.lease_until.is_(None), Message.lease_until < now),
-        )
+        .where(Message.status == "pending", Message.due_at <= now, lease_is_free())
         # due_at alone, so PostgreSQL reads the partial index in order and stops at the limit.
         .order_by(Message.due_at)
         .limit(limit)
@@ -136,7 +132,7 @@ def claim(now: datetime, token: str, limit: int, lease: timedelta) -> list[int]:
     rows = db.session.execute(
         sa.update(Message)
         .where(Message.id.in_(due))
-        .values(claim_token=token, lease_until=now + lease)
+        .values(claim_token=token, lease_until=database_now(lease.total_seconds()))
         .returning(Message.id, Message.due_at)
         .execution_options(synchronize_session=False)
     ).all()
@@ -169,7 +165,7 @@ def skip_expired(now: datetime) -> int:
             Message.due_at <= now,
             Message.expires_at <= now,
             # A row a dispatcher holds is left to it: it checks the window before sending.
-            sa.or_(Message.lease_until.is_(None), Message.lease_until < now),
+            lease_is_free(),
         )
         .values(status="skipped", skip_reason="expired", claim_token=None, lease_until=None)
         .execution_options(synchronize_session=False)
@@ -192,8 +188,8 @@ def _load(message_ids: list[int], token: str) -> dict[int, Message]:
 
 
 def _end_transaction() -> None:
-    # SQLite holds its write lock for every transaction (BEGIN IMMEDIATE): none may stay open
-    # while SMTP talks, nor while another row is built.
+    # Outside a request every SQLite transaction holds the write lock (BEGIN IMMEDIATE): none
+    # may stay open while SMTP talks, nor while another row is built.
     if db.session().in_transaction():
         db.session.commit()
 

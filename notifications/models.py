@@ -6,7 +6,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from extensions import db
+from extensions import database_now, db
 from registration.models import Event, Registration, enum_column
 
 
@@ -98,3 +98,12 @@ class Message(db.Model):
 
     registration: Mapped[Registration] = relationship()
     event: Mapped[Event] = relationship()
+
+
+def lease_is_free():
+    """The row is held by no dispatcher: no claim, or one whose lease has run out.
+
+    Leases are set and read on the database's clock, never a host's: two hosts whose clocks
+    disagree, or a `flask dispatch --now` beside a worker, still see the same leases. (`now`
+    decides only what is due.)"""
+    return sa.or_(Message.lease_until.is_(None), Message.lease_until < database_now())

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from extensions import db
-from notifications.models import IcalMethod, Message, MessageKind, MessageStatus
+from notifications.models import IcalMethod, Message, MessageKind, MessageStatus, lease_is_free
 from registration.models import Registration, RegistrationStatus
 
 # A repeat sign-up re-sends the confirmation, but never more than this often.
@@ -110,7 +110,7 @@ def skip_pending(registration: Registration, reason: str, now: datetime,
         .where(
             Message.registration_id == registration.id,
             Message.status == MessageStatus.PENDING,
-            sa.or_(Message.lease_until.is_(None), Message.lease_until < now),
+            lease_is_free(),
         )
         .values(status=MessageStatus.SKIPPED, skip_reason=reason, claim_token=None,
                 lease_until=None)
@@ -269,7 +269,7 @@ def forget_recipients(registration_ids: list[int], now: datetime) -> int:
         sa.update(Message)
         .where(ours, Message.status == MessageStatus.PENDING,
                Message.kind != MessageKind.CANCELLATION,
-               sa.or_(Message.lease_until.is_(None), Message.lease_until < now))
+               lease_is_free())
         .values(status=MessageStatus.SKIPPED, skip_reason="personal data deleted", claim_token=None,
                 lease_until=None)
         .execution_options(synchronize_session=False)

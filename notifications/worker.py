@@ -11,13 +11,17 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
 from flask import current_app
 
-from extensions import db
+from extensions import db, describe_database_error
 
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL = timedelta(days=1)
+# How often the scheduler asks whether housekeeping is due: a run that failed (the database was
+# down when the worker started) is tried again this soon, not a day later.
+HOUSEKEEPING_RETRY = timedelta(minutes=15)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -58,6 +62,63 @@ def housekeeping_job(app, should_stop: Callable[[], bool] | None = None,
     return count
 
 
+class DailyHousekeeping:
+    """Housekeeping once a day, counted from its last run that succeeded: the scheduler asks
+    every HOUSEKEEPING_RETRY, so a run that failed is tried again within the hour."""
+
+    def __init__(self):
+        self.done_at: datetime | None = None
+
+    def is_due(self, now: datetime) -> bool:
+        """True when housekeeping has not succeeded in the last day (or ever)."""
+        return self.done_at is None or now - self.done_at >= HOUSEKEEPING_INTERVAL
+
+    def __call__(self, app, should_stop: Callable[[], bool] | None = None,
+                 clock: Callable[[], datetime] | None = None) -> int | None:
+        """Run housekeeping at the app's clock if it is due; how many messages it skipped."""
+        now = (clock or app.config["CLOCK"])()
+        if not self.is_due(now):
+            return None
+        count = housekeeping_job(app, should_stop, lambda: now)
+        if count is not None:
+            self.done_at = now
+        return count
+
+
+def _one_line_when_the_database_is_down(name: str, job):
+    """A scheduled job that logs one line, no traceback, when the database can't be reached;
+    the next run tries again."""
+
+    @functools.wraps(job)
+    def run(*args, **kwargs):
+        try:
+            return job(*args, **kwargs)
+        except sa.exc.OperationalError as exc:
+            log.error("%s failed, the database is unavailable (%s); trying again at its next "
+                      "run", name, describe_database_error(exc))
+            return None
+
+    return run
+
+
+def _skipped_while_running(name: str, job):
+    """A scheduled job that returns at once while its previous run is still going, instead of
+    making APScheduler warn at every tick until that run ends."""
+    running = threading.Lock()
+
+    @functools.wraps(job)
+    def run(*args, **kwargs):
+        if not running.acquire(blocking=False):
+            log.debug("%s: the previous run is still going; this one is skipped", name)
+            return None
+        try:
+            return job(*args, **kwargs)
+        finally:
+            running.release()
+
+    return run
+
+
 def add_jobs(scheduler, app, *, should_stop=None, worker_id=None, wrap=lambda job: job,
              run_at_start: bool = False) -> None:
     """The outbox's fixed jobs, on any APScheduler 3 scheduler with an in-memory job store.
@@ -66,17 +127,22 @@ def add_jobs(scheduler, app, *, should_stop=None, worker_id=None, wrap=lambda jo
     """
     common = {
         "coalesce": True,  # after a pause or a slow run, one catch-up run, not a burst
-        "max_instances": 1,
+        # Two, so that a tick during a long run reaches the job, which skips it quietly.
+        "max_instances": 2,
         "misfire_grace_time": None,  # a late run still happens rather than being dropped
         "replace_existing": True,
     }
     if run_at_start:
         common["next_run_time"] = datetime.now(UTC)
-    scheduler.add_job(wrap(dispatch_job), "interval", id="dispatch",
+    dispatch = _skipped_while_running(
+        "dispatch", _one_line_when_the_database_is_down("dispatch", dispatch_job))
+    housekeeping = _skipped_while_running(
+        "housekeeping", _one_line_when_the_database_is_down("housekeeping", DailyHousekeeping()))
+    scheduler.add_job(wrap(dispatch), "interval", id="dispatch",
                       seconds=app.config["DISPATCH_INTERVAL_SECONDS"],
                       args=[app, should_stop, worker_id], **common)
-    scheduler.add_job(wrap(housekeeping_job), "interval", id="housekeeping",
-                      seconds=HOUSEKEEPING_INTERVAL.total_seconds(), args=[app, should_stop],
+    scheduler.add_job(wrap(housekeeping), "interval", id="housekeeping",
+                      seconds=HOUSEKEEPING_RETRY.total_seconds(), args=[app, should_stop],
                       **common)
 
 
@@ -186,7 +252,8 @@ def run(app) -> None:
     scheduler = BlockingScheduler(
         timezone=UTC,
         jobstores={"default": MemoryJobStore()},
-        executors={"default": ThreadPoolExecutor(max_workers=2)},
+        # A long dispatch, housekeeping, and the tick that finds the dispatch still running.
+        executors={"default": ThreadPoolExecutor(max_workers=3)},
     )
     running = _RunningJobs()
 

@@ -15,7 +15,7 @@ from flask import (
     stream_with_context,
 )
 
-from extensions import db
+from extensions import db, writes_on_get
 from notifications.models import Message, MessageKind, MessageStatus
 from organisers import auth
 from organisers.attendance import (
@@ -102,6 +102,7 @@ def _xlsx_download(event: Event | None) -> Response:
 
 
 @bp.get("/events/<slug>/attendees.csv")
+@writes_on_get  # the audit entry, written before the file is sent
 @auth.login_required
 def event_attendees_csv(slug):
     """The event's registrations as CSV for Excel (?status= to choose one status)."""
@@ -109,6 +110,7 @@ def event_attendees_csv(slug):
 
 
 @bp.get("/attendees.csv")
+@writes_on_get  # the audit entry, written before the file is sent
 @auth.login_required
 def all_attendees_csv():
     """Every event's registrations as CSV for Excel (?status= to choose one status)."""
@@ -116,6 +118,7 @@ def all_attendees_csv():
 
 
 @bp.get("/events/<slug>/attendees.xlsx")
+@writes_on_get  # the audit entry, written before the file is sent
 @auth.login_required
 def event_attendees_xlsx(slug):
     """The event's registrations as an Excel workbook (?status= to choose one status)."""
@@ -123,6 +126,7 @@ def event_attendees_xlsx(slug):
 
 
 @bp.get("/attendees.xlsx")
+@writes_on_get  # the audit entry, written before the file is sent
 @auth.login_required
 def all_attendees_xlsx():
     """Every event's registrations as an Excel workbook (?status= to choose one status)."""

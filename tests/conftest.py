@@ -115,10 +115,17 @@ class FreshGlobalsClient(FlaskClient):
     """
 
     def open(self, *args, **kwargs):
+        # In production each request ends its transactions with its app context; here the
+        # test's context (and session) lives on, and a GET's reading transaction with it (or a
+        # streamed answer's, read after the request): end them, before and after.
         if has_app_context():
             for name in list(vars(g)):
                 delattr(g, name)
-        return super().open(*args, **kwargs)
+            db.session.commit()
+        response = super().open(*args, **kwargs)
+        if has_app_context():
+            db.session.commit()
+        return response
 
 
 def make_app(config):
@@ -270,6 +277,23 @@ def make_registration(event, **fields):
     db.session.add(registration)
     db.session.flush()
     return registration
+
+
+def database_time(seconds: int = 0) -> datetime:
+    """The database's own clock (the one claim leases follow), plus some seconds."""
+    from extensions import database_now
+
+    return db.session.scalar(sa.select(database_now(seconds)))
+
+
+def end_leases() -> None:
+    """Let every claim's lease run out, as the database's clock moving on would."""
+    from extensions import database_now
+    from notifications.models import Message
+
+    db.session.execute(sa.update(Message).where(Message.lease_until.is_not(None))
+                       .values(lease_until=database_now(-1)))
+    db.session.commit()
 
 
 def outbox(app):

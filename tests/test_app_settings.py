@@ -24,6 +24,8 @@ def test_defaults_make_a_working_app(tmp_path, monkeypatch):
         ("ORGANISER_EMAIL", "not-an-address", "ORGANISER_EMAIL"),
         ("SMTP_SECURITY", "tls1.0", "SMTP_SECURITY"),
         ("PROGRAMME_MAX_ROWS", "lots", "PROGRAMME_MAX_ROWS"),
+        ("DATABASE_CONNECT_TIMEOUT_SECONDS", "1", "DATABASE_CONNECT_TIMEOUT_SECONDS"),
+        ("DATABASE_STATEMENT_TIMEOUT_SECONDS", "soon", "DATABASE_STATEMENT_TIMEOUT_SECONDS"),
     ],
 )
 def test_malformed_setting_stops_start_up_naming_it(tmp_path, name, value, words):
@@ -58,3 +60,13 @@ def test_behind_a_trusted_proxy_the_client_address_comes_from_x_forwarded_for(tm
 
     seen = app.test_client().get("/whoami", headers={"X-Forwarded-For": "203.0.113.7"})
     assert seen.get_data(as_text=True) == "203.0.113.7"
+
+
+def test_database_waits_have_an_end_by_default(tmp_path):
+    app = create_app({"DATABASE_URL": "postgresql://postgres@127.0.0.1/x", "SCHEDULER": "off"})
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    connect = options["connect_args"]
+    assert options["hide_parameters"] is True and options["pool_timeout"] == 5
+    assert connect["connect_timeout"] == 3 and connect["keepalives"] == 1
+    assert connect["options"] == ("-c statement_timeout=30000 -c lock_timeout=10000 "
+                                  "-c idle_in_transaction_session_timeout=60000")

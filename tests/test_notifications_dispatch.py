@@ -17,10 +17,10 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from extensions import db
 from notifications import planner, scheduler, worker
-from notifications.dispatcher import claim, dispatch, dispatch_due, retry_delay
+from notifications.dispatcher import claim, dispatch, dispatch_due, retry_delay, skip_expired
 from notifications.models import Message
 from notifications.transports import filename
-from tests.conftest import NOW, make_event, row, signed_up
+from tests.conftest import NOW, database_time, end_leases, make_event, row, signed_up
 from tests.smtp_servers import SMTPServer, free_port
 
 JOIN = "https://meet.example.org/j/123456"
@@ -456,19 +456,41 @@ def test_a_message_that_cannot_be_built_is_retried_later_and_does_not_block_the_
 def test_a_claimed_message_is_not_taken_by_another_dispatcher_until_the_lease_ends(app):
     message = signed_up()
     lease = timedelta(seconds=app.config["CLAIM_LEASE_SECONDS"])
+    before = database_time()
     assert claim(NOW, "a" * 32, 10, lease) == [message.id]
-    assert claim(NOW + lease - timedelta(seconds=1), "b" * 32, 10, lease) == []
-    assert claim(NOW + lease + timedelta(seconds=1), "c" * 32, 10, lease) == [message.id]
+    # The lease runs on the database's clock, from the moment of the claim.
+    assert before + lease <= row(message.id).lease_until <= database_time() + lease
+    assert claim(NOW, "b" * 32, 10, lease) == []
+    end_leases()
+    assert claim(NOW, "c" * 32, 10, lease) == [message.id]
+
+
+def test_a_held_claim_is_not_taken_by_a_dispatcher_whose_clock_is_a_day_ahead(app):
+    # Two hosts with skewed clocks, or `flask dispatch --now` beside a running worker: `now`
+    # says what is due, never whose lease has run out.
+    message = signed_up()
+    lease = timedelta(seconds=app.config["CLAIM_LEASE_SECONDS"])
+    assert claim(NOW, "a" * 32, 10, lease) == [message.id]
+    assert claim(NOW + timedelta(days=1), "b" * 32, 10, lease) == []
+    assert row(message.id).claim_token == "a" * 32
+
+
+def test_housekeeping_with_a_clock_far_ahead_leaves_a_held_message_to_its_dispatcher(app):
+    message = signed_up()
+    lease = timedelta(seconds=app.config["CLAIM_LEASE_SECONDS"])
+    claim(NOW, "a" * 32, 10, lease)
+    assert skip_expired(message.expires_at + timedelta(days=1)) == 0
+    assert (row(message.id).status, row(message.id).claim_token) == ("pending", "a" * 32)
 
 
 def test_a_dispatcher_whose_claim_was_taken_over_does_not_send(app, smtp):
     signed_up()
     lease = timedelta(seconds=app.config["CLAIM_LEASE_SECONDS"])
     claim(NOW, "a" * 32, 10, lease)  # a dispatcher that died mid-batch
-    later = NOW + lease + timedelta(seconds=1)
-    assert dispatch(later).sent == 1
+    end_leases()
+    assert dispatch(NOW).sent == 1
     assert len(smtp.delivered) == 1
-    assert dispatch(later).claimed == 0
+    assert dispatch(NOW).claimed == 0
 
 
 def test_two_concurrent_dispatchers_never_send_one_message_twice(app, smtp):
@@ -607,10 +629,12 @@ def test_flask_run_without_reloader_starts_the_dispatch_and_housekeeping_jobs(se
     running = serving(reload=False)
     assert running is not None and running.running
     dispatch_job, housekeeping = running.get_job("dispatch"), running.get_job("housekeeping")
-    assert dispatch_job.coalesce is True and dispatch_job.max_instances == 1
+    # The jobs themselves skip a tick that comes while their previous run is still going.
+    assert dispatch_job.coalesce is True and dispatch_job.max_instances == 2
     assert dispatch_job.trigger.interval == timedelta(seconds=5)
-    assert housekeeping.coalesce is True and housekeeping.max_instances == 1
-    assert housekeeping.trigger.interval == timedelta(days=1)
+    # Housekeeping is asked often and runs once a day (sooner again after a failure).
+    assert housekeeping.coalesce is True and housekeeping.max_instances == 2
+    assert housekeeping.trigger.interval == worker.HOUSEKEEPING_RETRY
 
 
 def test_the_reloaders_parent_starts_no_scheduler_but_its_child_does(serving, monkeypatch):

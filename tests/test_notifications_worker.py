@@ -1,6 +1,7 @@
 """Dispatchers as real processes against one database and a real SMTP server: killed mid-send,
 several at once, and `flask worker` from start to SIGTERM."""
 
+import logging
 import os
 import re
 import signal
@@ -16,12 +17,19 @@ import sqlalchemy as sa
 
 from app import SETTING_NAMES
 from extensions import db
-from notifications import planner
+from notifications import planner, worker
 from notifications.dispatcher import dispatch
 from notifications.models import Message
 from registration import tokens
 from registration.models import Registration
-from tests.conftest import NOW, base_config, make_event, make_registration
+from tests.conftest import (
+    NOW,
+    base_config,
+    database_time,
+    end_leases,
+    make_event,
+    make_registration,
+)
 from tests.smtp_servers import SMTPServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,8 +162,8 @@ def queue_confirmations(event, count: int) -> list[Message]:
 def commit(*messages) -> list[tuple[int, str]]:
     """Commit; each message's id and Message-ID as plain values.
 
-    On SQLite every transaction holds the write lock (BEGIN IMMEDIATE), and touching a row after
-    a commit opens one: the test would lock out the processes it is watching.
+    On SQLite every transaction outside a request holds the write lock (BEGIN IMMEDIATE), and
+    touching a row after a commit opens one: the test would lock out the processes it watches.
     """
     db.session.flush()
     keys = [(message.id, message.message_id) for message in messages]
@@ -184,14 +192,16 @@ def test_a_dispatcher_killed_between_claim_and_send_is_replaced_after_its_lease_
 
     lease = timedelta(seconds=app.config["CLAIM_LEASE_SECONDS"])
     claimed = read(message_id)
-    assert claimed.claim_token is not None and claimed.lease_until == NOW + lease
+    assert claimed.claim_token is not None and claimed.lease_until > database_time()
+    assert claimed.lease_until <= database_time() + lease
     doomed.kill()  # SIGKILL: no handler, no clean-up, the claim stays
     assert doomed.process.returncode == -signal.SIGKILL
     stall.release()
 
-    assert dispatch(NOW + lease - timedelta(seconds=1)).claimed == 0  # still leased
+    assert dispatch(NOW + lease).claimed == 0  # still leased, whatever `now` says
     assert server.handler.delivered == []
-    assert dispatch(NOW + lease + timedelta(seconds=1)).sent == 1
+    end_leases()
+    assert dispatch(NOW).sent == 1
     assert server.handler.message_ids() == {message_key: 1}
     sent = read(message_id)
     assert (sent.status, sent.attempts, sent.claim_token) == ("sent", 1, None)
@@ -295,3 +305,68 @@ def test_flask_worker_refuses_now_without_once_in_one_line(app, runner):
     assert result.exit_code == 2
     assert result.output == "Error: --now only goes with --once; a running worker follows " \
                             "the clock\n"
+
+
+# --- Scheduled jobs: a database that is down, a dispatch that runs long ------------------------
+
+def scheduled_jobs(app):
+    """The worker's jobs as its scheduler runs them (added to a scheduler never started)."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    scheduler = BackgroundScheduler(timezone=UTC)
+    worker.add_jobs(scheduler, app, run_at_start=True)
+    return {job.id: job for job in scheduler.get_jobs()}
+
+
+def run_job(job, **kwargs):
+    return job.func(*job.args, **kwargs)
+
+
+def test_housekeeping_that_failed_at_start_is_retried_within_the_hour_with_one_line(
+    app_with, caplog
+):
+    from tests.smtp_servers import free_port
+
+    # The worker started while the database was down (a port where nothing listens).
+    with app_with(DATABASE_URL=f"postgresql://forum@127.0.0.1:{free_port()}/forum") as down:
+        housekeeping = scheduled_jobs(down)["housekeeping"]
+        assert housekeeping.trigger.interval <= timedelta(hours=1)
+        with caplog.at_level(logging.INFO):
+            assert run_job(housekeeping, clock=lambda: NOW) is None
+    failures = [r for r in caplog.records if "housekeeping failed" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info is None  # one line, no traceback
+    assert "database is unavailable" in failures[0].getMessage()
+
+    # The database is back: the next tick, minutes later, does the work; later ticks that day
+    # leave it alone, and the next day it runs again.
+    with app_with() as up:
+        closed = queue_confirmation(make_event(), "closed@example.org")
+        closed.expires_at = NOW + timedelta(minutes=10)
+        db.session.commit()
+        # The same job (and its memory of the last run), on a database that answers.
+        tick = lambda later: housekeeping.func(up, clock=lambda: NOW + later)  # noqa: E731
+        assert tick(timedelta(minutes=15)) == 1
+        assert tick(timedelta(minutes=30)) is None
+        assert tick(timedelta(days=1, minutes=15)) == 0
+
+
+def test_a_dispatch_still_running_at_the_next_tick_is_skipped_quietly(app, server, caplog):
+    jobs = scheduled_jobs(app)
+    dispatch_job = jobs["dispatch"]
+    # APScheduler itself would warn at every tick if the job were at its instance limit.
+    assert dispatch_job.max_instances > 1
+    commit(queue_confirmation(make_event(), "a@example.org"))
+    db.session.remove()
+    stall = server.handler.stall_at_mail()
+    long_run = threading.Thread(target=run_job, args=(dispatch_job,))
+    long_run.start()
+    try:
+        wait_for(stall.reached.wait(DEADLINE_SECONDS), "the first dispatch to reach the server")
+        with caplog.at_level(logging.DEBUG, logger="notifications.worker"):
+            assert run_job(dispatch_job) is None  # returns at once, sends nothing
+        assert all(r.levelno < logging.WARNING for r in caplog.records)
+        assert "previous run is still going" in caplog.text
+    finally:
+        stall.release()
+        long_run.join(DEADLINE_SECONDS)
+    assert len(server.handler.delivered) == 1
