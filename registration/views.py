@@ -18,6 +18,7 @@ from flask import (
 from extensions import db, limiter
 from notifications import ical
 from registration import retention, services
+from registration.addresses import email_key
 from registration.forms import SignupForm, country_options
 from registration.models import AFFILIATIONS, EVENT_KINDS, LANGUAGES, PILLARS, Event
 from registration.times import format_when, utc_iso, zone
@@ -38,9 +39,9 @@ def _event_or_404(slug: str) -> Event:
 
 
 def _email_key() -> str:
-    """Rate-limit key for the per-address limit: the submitted address, case-folded, for this
-    session (signing up for many sessions is fine; hammering one is not)."""
-    address = (request.form.get("email") or "").strip().casefold()[:320]
+    """Rate-limit key for the per-address limit: the submitted address under the key repeats
+    use, for this session (signing up for many sessions is fine; hammering one is not)."""
+    address = email_key(request.form.get("email") or "")[:320]
     return f"signup-email:{request.view_args.get('slug', '')}:{address}"
 
 
@@ -124,7 +125,7 @@ def register(slug):
         return _render_event(event, form, 422)
     applicant = services.Applicant(
         name=form.name.data,
-        email=form.email_normalised,
+        email=form.email_wire,
         email_key=form.email_key,
         organisation=form.organisation.data,
         affiliation=form.affiliation.data,
