@@ -18,7 +18,7 @@ from flask import (
 from extensions import db, limiter
 from notifications import ical
 from registration import retention, services
-from registration.addresses import email_key
+from registration.addresses import display, email_key
 from registration.forms import SignupForm, country_options
 from registration.models import AFFILIATIONS, EVENT_KINDS, LANGUAGES, PILLARS, Event
 from registration.times import format_when, utc_iso, zone
@@ -43,6 +43,12 @@ def _email_key() -> str:
     use, for this session (signing up for many sessions is fine; hammering one is not)."""
     address = email_key(request.form.get("email") or "")[:320]
     return f"signup-email:{request.view_args.get('slug', '')}:{address}"
+
+
+@bp.app_template_filter("address")
+def address_filter(wire: str) -> str:
+    """A stored address as people read it (an international domain in Unicode)."""
+    return display(wire)
 
 
 def format_helpers():
