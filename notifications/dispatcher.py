@@ -9,6 +9,7 @@ message wide, or up to DISPATCH_MARK_BATCH messages when "sent" marks are writte
 import logging
 import random
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
@@ -219,6 +220,8 @@ class _Attempt:
     # The person had their data deleted: once this message is done with, the row keeps
     # neither their address nor the server's replies about it.
     forget: bool = False
+    # What the log names a message by, with its id: never an address, a name or a token.
+    kind: str = ""
 
 
 def _mark_sent(message_ids):
@@ -332,8 +335,10 @@ class _Batch:
         self.finish(attempt, attempt.message_id, outcome, reply, status="failed")
         self.summary.failed += 1
 
-    def retry(self, attempt: _Attempt, outcome: str, reply: str) -> None:
-        """Failed for now: due again after the back-off, or skipped if its window closes first."""
+    def retry(self, attempt: _Attempt, outcome: str, reply: str,
+              logged: str | None = None) -> None:
+        """Failed for now: due again after the back-off, or skipped if its window closes first.
+        The log gets `logged`, else the reply with its addresses masked."""
         next_at = retry_at(self.now, attempt.number, attempt.expires_at)
         if next_at is None:
             self.finish(attempt, attempt.message_id, outcome, reply, status="skipped",
@@ -342,7 +347,8 @@ class _Batch:
         else:
             self.finish(attempt, attempt.message_id, outcome, reply, due_at=next_at)
             self.summary.retrying += 1
-        log.info("message %s: attempt %s failed (%s)", attempt.message_id, attempt.number, reply)
+        log.info("message %s (%s): attempt %s failed (%s)", attempt.message_id, attempt.kind,
+                 attempt.number, transports.masked(reply) if logged is None else logged)
 
     def give_back(self, position: int) -> None:
         """Release the claims from this position on, marks first."""
@@ -389,7 +395,7 @@ class _Batch:
                 self.summary.skipped += 1
                 continue
             attempt = _Attempt(message_id, message.attempts + 1, message.expires_at,
-                               message.attempt_log, forget)
+                               message.attempt_log, forget, message.kind)
             try:
                 mail = build_message(message, config, self.now)
             except UnsendableMessage as exc:
@@ -397,9 +403,14 @@ class _Batch:
                 continue
             except Exception as exc:
                 # A bug must not lose mail nor jam the queue behind one row: retry it later.
-                log.exception("message %s: could not be built", message_id)
+                # The frames say where; the exception's own words may quote the row's data
+                # (a name, an address), so they go to the console's row, not to the log.
+                log.error("message %s (%s): could not be built (%s)\n%s", message_id,
+                          message.kind, type(exc).__name__,
+                          "".join(traceback.format_tb(exc.__traceback__)).rstrip())
                 db.session.rollback()
-                self.retry(attempt, "error", f"not built: {type(exc).__name__}: {exc}")
+                self.retry(attempt, "error", f"not built: {type(exc).__name__}: {exc}",
+                           logged=f"not built: {type(exc).__name__}")
                 continue
             _end_transaction()
 
@@ -407,18 +418,20 @@ class _Batch:
                 outcome = transport.send(mail)
             except transports.SenderRejected as exc:
                 self.give_back(position)
-                self.summary.stopped = f"the mail server refused us: {exc.reply}"
+                self.summary.stopped = (
+                    f"the mail server refused us: {transports.masked(exc.reply)}")
                 log.error(
                     "DISPATCH STOPPED: the mail server refused the sender or our login (%s); "
                     "%s messages left pending. Check MAIL_FROM and the SMTP_* settings.",
-                    exc.reply, self.summary.released,
+                    transports.masked(exc.reply), self.summary.released,
                 )
                 return
             if outcome.status == transports.SENT:
                 self.sent(attempt, outcome.reply)
             elif outcome.status == transports.PERMANENT:
                 self.failed(attempt, outcome.status, outcome.reply)
-                log.warning("message %s: refused for good (%s)", message_id, outcome.reply)
+                log.warning("message %s (%s): refused for good (%s)", message_id, message.kind,
+                            transports.masked(outcome.reply))
             else:
                 self.retry(attempt, outcome.status, outcome.reply)
         self.flush()

@@ -36,6 +36,16 @@ class SenderRejected(Exception):
         self.reply = reply
 
 
+# An address as servers quote it in replies ("<anna@example.org>: Recipient address rejected").
+_QUOTED_ADDRESS = re.compile(r"""([^\s<>()\[\],;:"'@]+)@([^\s<>()\[\],;:"'@]+)""")
+
+
+def masked(reply: str) -> str:
+    """A server's reply fit for the log: each address it quotes becomes a***@example.org.
+    (The console, behind sign-in, keeps the whole reply.)"""
+    return _QUOTED_ADDRESS.sub(lambda m: f"{m.group(1)[0]}***@{m.group(2)}", reply)
+
+
 def _reply(code: int, text: bytes | str) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
