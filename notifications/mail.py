@@ -37,36 +37,37 @@ class _HeaderClasses(HeaderRegistry):
         return self.composed[key]
 
 
+# Headers that differ in every message; every other header text (the constants, the sender,
+# a batch's Date, an event's Subject) repeats from message to message.
+_PER_MESSAGE = frozenset({"to", "message-id"})
+
+
 class _WirePolicy(policy.EmailPolicy):
-    """The SMTP policy, folding each header made once (_fixed) only once per process."""
+    """The SMTP policy, folding each repeated header text once rather than once per message."""
 
     def fold_binary(self, name, value):
-        """As EmailPolicy does; a fixed header's folded bytes come from the table."""
-        key = (name, str(value), self.utf8)
-        folded = _FOLDED.get(key)
-        if folded is None:
-            folded = super().fold_binary(name, value)
-            if key[1] in _FIXED_VALUES:
-                _FOLDED[key] = folded
-        return folded
+        """As EmailPolicy does; a repeated header's folded bytes are remembered."""
+        if name.lower() in _PER_MESSAGE:
+            return super().fold_binary(name, value)
+        return self._fold_repeated(name, value)
+
+    # Folding depends on the policy, the header's name and its text only (header objects
+    # compare and hash as their text). The cache holds the module's two policies, which live
+    # as long as the process anyway.
+    @functools.lru_cache(maxsize=512)  # noqa: B019
+    def _fold_repeated(self, name, value) -> bytes:
+        return super().fold_binary(name, value)
 
 
 WIRE = _WirePolicy(linesep="\r\n", header_factory=_HeaderClasses())
 WIRE_UTF8 = WIRE.clone(utf8=True)
 
 
-# Folding depends on the header's name, its text and the policy's utf8 only; kept for the
-# fixed headers, which every message repeats.
-_FOLDED: dict[tuple[str, str, bool], bytes] = {}
-_FIXED_VALUES: set[str] = set()
-
-
-def _fixed(name: str, value: str):
-    """A header object made once: the policy stores it as it is, without parsing its value
-    again for every message (that parsing was the largest cost of a build), and folds it once."""
-    header = WIRE.header_factory(name, value)
-    _FIXED_VALUES.add(str(header))
-    return header
+@functools.lru_cache(maxsize=512)
+def _fixed(name: str, value):
+    """A header object made once per distinct text: the policy stores such an object as it
+    is, without parsing the text again for every message (the largest cost of a build)."""
+    return WIRE.header_factory(name, value)
 
 
 # Every body is quoted-printable or base64, in which "=_" can't occur: a boundary starting
@@ -337,8 +338,8 @@ def build_message(message: Message, config, now: datetime) -> OutgoingMail:
         root["From"] = _from(config["MAIL_FROM_NAME"], sender, utf8)
         root["To"] = _mailbox(registration.name, recipient, utf8)
         root["Reply-To"] = _reply_to(organiser, utf8)
-        root["Subject"] = _header(subject)
-        root["Date"] = now
+        root["Subject"] = _fixed("Subject", _header(subject))
+        root["Date"] = _fixed("Date", now)
         root["Message-ID"] = message_id
         root["Auto-Submitted"] = _HEADERS["Auto-Submitted"]
         root["X-Auto-Response-Suppress"] = _HEADERS["X-Auto-Response-Suppress"]
