@@ -49,14 +49,19 @@ class _WirePolicy(policy.EmailPolicy):
         """As EmailPolicy does; a repeated header's folded bytes are remembered."""
         if name.lower() in _PER_MESSAGE:
             return super().fold_binary(name, value)
-        return self._fold_repeated(name, value)
+        # What folding depends on. Not the policy object itself: the generator clones it for
+        # every part it writes. (Header objects compare and hash as their text.)
+        key = (self.utf8, self.linesep, self.max_line_length, name, value)
+        folded = _FOLDED.get(key)
+        if folded is None:
+            if len(_FOLDED) >= _FOLDED_LIMIT:  # a long-running worker sees many Dates
+                _FOLDED.clear()
+            folded = _FOLDED[key] = super().fold_binary(name, value)
+        return folded
 
-    # Folding depends on the policy, the header's name and its text only (header objects
-    # compare and hash as their text). The cache holds the module's two policies, which live
-    # as long as the process anyway.
-    @functools.lru_cache(maxsize=512)  # noqa: B019
-    def _fold_repeated(self, name, value) -> bytes:
-        return super().fold_binary(name, value)
+
+_FOLDED: dict[tuple, bytes] = {}
+_FOLDED_LIMIT = 1024
 
 
 WIRE = _WirePolicy(linesep="\r\n", header_factory=_HeaderClasses())
