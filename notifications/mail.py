@@ -173,7 +173,7 @@ class OutgoingMail:
 
 
 def _header(value: str) -> str:
-    # EmailMessage refuses CR and LF itself; NUL too, and with a reason the console can show.
+    # The policy refuses CR and LF itself; this refuses NUL too, with words for the console.
     if any(c in value for c in "\r\n\0"):
         raise UnsendableMessage(f"header value contains a line break or NUL: {value!r}")
     return value
