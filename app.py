@@ -1,5 +1,6 @@
 """The application factory: settings from the environment, extensions, blueprints and CLI."""
 
+import ipaddress
 import os
 import re
 import secrets
@@ -62,6 +63,15 @@ def _email(name, raw):
         return validate_email(raw, check_deliverability=False, test_environment=True).normalized
     except EmailNotValidError as exc:
         raise ConfigError(f"{name} is not a valid email address ({exc})") from None
+
+
+def _is_loopback(host):
+    if host.strip("[]").lower() in {"localhost", "localhost."}:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _offsets(raw):
@@ -203,6 +213,15 @@ def load_settings(env, instance_path):
     # at half the lease, so the lease must outlast that by far or another worker re-sends.
     if settings["CLAIM_LEASE_SECONDS"] < 6 * settings["SMTP_TIMEOUT_SECONDS"]:
         raise ConfigError("CLAIM_LEASE_SECONDS must be at least 6 × SMTP_TIMEOUT_SECONDS")
+    # A login without TLS sends the password as readable text to whoever is on the path; only a
+    # relay on this very host (nothing on the path) may take it that way.
+    if (settings["SMTP_USERNAME"] and settings["SMTP_SECURITY"] == "none"
+            and not _is_loopback(settings["SMTP_HOST"])):
+        raise ConfigError(
+            "SMTP_USERNAME is set but SMTP_SECURITY=none would send the password in plain text "
+            f"to {settings['SMTP_HOST']}: set SMTP_SECURITY to starttls or ssl (a login without "
+            "TLS is allowed only to a loopback SMTP_HOST)"
+        )
     if not re.fullmatch(r"scrypt(:\d+:\d+:\d+)?|pbkdf2:sha256(:\d+)?",
                         settings["PASSWORD_HASH_METHOD"]):
         raise ConfigError("PASSWORD_HASH_METHOD must be like scrypt:131072:8:1")

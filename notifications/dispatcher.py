@@ -9,6 +9,7 @@ message wide, or up to DISPATCH_MARK_BATCH messages when "sent" marks are writte
 import logging
 import random
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
@@ -22,7 +23,13 @@ from sqlalchemy.orm import joinedload
 from extensions import database_now, db
 from notifications import transports
 from notifications.mail import UnsendableMessage, build_message
-from notifications.models import SEAT_ONLY_KINDS, Message, MessageKind, lease_is_free
+from notifications.models import (
+    SEAT_ONLY_KINDS,
+    Message,
+    MessageKind,
+    MessageStatus,
+    lease_is_free,
+)
 from registration.models import RegistrationStatus
 
 log = logging.getLogger(__name__)
@@ -120,7 +127,7 @@ def claim(now: datetime, token: str, limit: int, lease: timedelta) -> list[int]:
     """Claim up to `limit` due rows for this dispatcher in one statement; their ids, due first."""
     due = (
         sa.select(Message.id)
-        .where(Message.status == "pending", Message.due_at <= now, lease_is_free())
+        .where(Message.status == MessageStatus.PENDING, Message.due_at <= now, lease_is_free())
         # due_at alone, so PostgreSQL reads the partial index in order and stops at the limit.
         .order_by(Message.due_at)
         .limit(limit)
@@ -159,7 +166,7 @@ def skip_expired(now: datetime) -> int:
     result = db.session.execute(
         sa.update(Message)
         .where(
-            Message.status == "pending",
+            Message.status == MessageStatus.PENDING,
             # Implied by the next line (a row is never due after its window), but it lets both
             # databases answer from the partial index on pending rows' due_at.
             Message.due_at <= now,
@@ -167,7 +174,8 @@ def skip_expired(now: datetime) -> int:
             # A row a dispatcher holds is left to it: it checks the window before sending.
             lease_is_free(),
         )
-        .values(status="skipped", skip_reason="expired", claim_token=None, lease_until=None)
+        .values(status=MessageStatus.SKIPPED, skip_reason="expired", claim_token=None,
+                lease_until=None)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
@@ -180,7 +188,7 @@ def _load(message_ids: list[int], token: str) -> dict[int, Message]:
         sa.select(Message)
         .options(joinedload(Message.registration), joinedload(Message.event))
         .where(Message.id.in_(message_ids), Message.claim_token == token,
-               Message.status == "pending")
+               Message.status == MessageStatus.PENDING)
         .execution_options(populate_existing=True)
     ).all()
     _end_transaction()
@@ -219,6 +227,8 @@ class _Attempt:
     # The person had their data deleted: once this message is done with, the row keeps
     # neither their address nor the server's replies about it.
     forget: bool = False
+    # What the log names a message by, with its id: never an address, a name or a token.
+    kind: str = ""
 
 
 def _mark_sent(message_ids):
@@ -226,7 +236,8 @@ def _mark_sent(message_ids):
     return (
         sa.update(Message)
         .where(Message.id.in_(message_ids), Message.claim_token == sa.bindparam("token"))
-        .values(status="sent", sent_at=sa.bindparam("now"), last_attempt_at=sa.bindparam("now"),
+        .values(status=MessageStatus.SENT, sent_at=sa.bindparam("now"),
+                last_attempt_at=sa.bindparam("now"),
                 attempts=Message.attempts + 1, claim_token=None, lease_until=None)
         .returning(Message.id)
         .execution_options(synchronize_session=False)
@@ -315,7 +326,8 @@ class _Batch:
         if attempt is not None:
             values.update(attempts=attempt.number, last_attempt_at=self.now, last_reply=reply,
                           attempt_log=_with_entry(attempt.history, self.now, outcome, reply))
-            if attempt.forget and values.get("status", "pending") != "pending":
+            ended = values.get("status", MessageStatus.PENDING) != MessageStatus.PENDING
+            if attempt.forget and ended:
                 values.update(_FORGOTTEN)
         result = db.session.execute(
             sa.update(Message)
@@ -329,20 +341,23 @@ class _Batch:
 
     def failed(self, attempt: _Attempt, outcome: str, reply: str) -> None:
         """Refused for good: the row fails now."""
-        self.finish(attempt, attempt.message_id, outcome, reply, status="failed")
+        self.finish(attempt, attempt.message_id, outcome, reply, status=MessageStatus.FAILED)
         self.summary.failed += 1
 
-    def retry(self, attempt: _Attempt, outcome: str, reply: str) -> None:
-        """Failed for now: due again after the back-off, or skipped if its window closes first."""
+    def retry(self, attempt: _Attempt, outcome: str, reply: str,
+              logged: str | None = None) -> None:
+        """Failed for now: due again after the back-off, or skipped if its window closes first.
+        The log gets `logged`, else the reply with its addresses masked."""
         next_at = retry_at(self.now, attempt.number, attempt.expires_at)
         if next_at is None:
-            self.finish(attempt, attempt.message_id, outcome, reply, status="skipped",
+            self.finish(attempt, attempt.message_id, outcome, reply, status=MessageStatus.SKIPPED,
                         skip_reason="expired")
             self.summary.skipped += 1
         else:
             self.finish(attempt, attempt.message_id, outcome, reply, due_at=next_at)
             self.summary.retrying += 1
-        log.info("message %s: attempt %s failed (%s)", attempt.message_id, attempt.number, reply)
+        log.info("message %s (%s): attempt %s failed (%s)", attempt.message_id, attempt.kind,
+                 attempt.number, transports.masked(reply) if logged is None else logged)
 
     def give_back(self, position: int) -> None:
         """Release the claims from this position on, marks first."""
@@ -384,12 +399,12 @@ class _Batch:
             elapsed = timedelta(seconds=time.monotonic() - self.started)
             reason = skip_reason(message, self.now + elapsed)
             if reason:
-                self.finish(None, message_id, status="skipped", skip_reason=reason,
+                self.finish(None, message_id, status=MessageStatus.SKIPPED, skip_reason=reason,
                             **(_FORGOTTEN if forget else {}))
                 self.summary.skipped += 1
                 continue
             attempt = _Attempt(message_id, message.attempts + 1, message.expires_at,
-                               message.attempt_log, forget)
+                               message.attempt_log, forget, message.kind)
             try:
                 mail = build_message(message, config, self.now)
             except UnsendableMessage as exc:
@@ -397,9 +412,14 @@ class _Batch:
                 continue
             except Exception as exc:
                 # A bug must not lose mail nor jam the queue behind one row: retry it later.
-                log.exception("message %s: could not be built", message_id)
+                # The frames say where; the exception's own words may quote the row's data
+                # (a name, an address), so they go to the console's row, not to the log.
+                log.error("message %s (%s): could not be built (%s)\n%s", message_id,
+                          message.kind, type(exc).__name__,
+                          "".join(traceback.format_tb(exc.__traceback__)).rstrip())
                 db.session.rollback()
-                self.retry(attempt, "error", f"not built: {type(exc).__name__}: {exc}")
+                self.retry(attempt, "error", f"not built: {type(exc).__name__}: {exc}",
+                           logged=f"not built: {type(exc).__name__}")
                 continue
             _end_transaction()
 
@@ -407,18 +427,20 @@ class _Batch:
                 outcome = transport.send(mail)
             except transports.SenderRejected as exc:
                 self.give_back(position)
-                self.summary.stopped = f"the mail server refused us: {exc.reply}"
+                self.summary.stopped = (
+                    f"the mail server refused us: {transports.masked(exc.reply)}")
                 log.error(
                     "DISPATCH STOPPED: the mail server refused the sender or our login (%s); "
                     "%s messages left pending. Check MAIL_FROM and the SMTP_* settings.",
-                    exc.reply, self.summary.released,
+                    transports.masked(exc.reply), self.summary.released,
                 )
                 return
             if outcome.status == transports.SENT:
                 self.sent(attempt, outcome.reply)
             elif outcome.status == transports.PERMANENT:
                 self.failed(attempt, outcome.status, outcome.reply)
-                log.warning("message %s: refused for good (%s)", message_id, outcome.reply)
+                log.warning("message %s (%s): refused for good (%s)", message_id, message.kind,
+                            transports.masked(outcome.reply))
             else:
                 self.retry(attempt, outcome.status, outcome.reply)
         self.flush()

@@ -69,30 +69,29 @@ def invite(
                      else "This registration is cancelled.")
 
     email = attendee_email or registration.email
-    shared = _shared_lines(
+    calendar, shared = _shared(
         method, sequence, _utc(now), _utc(event.starts_at), _utc(event.ends_at), event.title,
         "\n\n".join(lines), join_url or event.location or None, join_url, organiser_email,
         _display_name(organiser_name),
     )
-    personal = _personal_lines(registration.ical_uid, email,
-                               _display_name(registration.name) or email)
-    return b"".join(personal.get(piece, piece) for piece in shared)
+    # Shallow copies: the shared properties are read, never changed; only these two differ.
+    vevent = shared.copy()
+    vevent.add("uid", registration.ical_uid)
+    vevent.add("attendee", vCalAddress.new(
+        email, cn=_display_name(registration.name) or email, rsvp=True,
+        partstat="NEEDS-ACTION", role="REQ-PARTICIPANT"))
+    calendar = calendar.copy()
+    calendar.add_component(vevent)
+    return calendar.to_ical()
 
 
-# icalendar's output is deterministic and folds each content line on its own, so the part of
-# an invite every attendee of a session shares is built once (per batch, as DTSTAMP is the
-# batch's `now`) and only the UID and ATTENDEE lines are made per person: the same bytes as
-# building the whole invite each time, in a fifth of the time (profiled per message).
-_PERSONAL = (b"UID", b"ATTENDEE")
-_CONTENT_LINE = re.compile(rb"[^ \r\n][^\r\n]*\r\n(?: [^\r\n]*\r\n)*")
-_NAME = re.compile(rb"[A-Z-]+")
-
-
+# Everything but UID and ATTENDEE is the same for every attendee of a session in one batch
+# (DTSTAMP is the batch's `now`): those objects are built once and copied per person.
 @functools.lru_cache(maxsize=64)
-def _shared_lines(method, sequence, stamp, start, end, title, description, location, url,
-                  organiser_email, organiser_name) -> tuple[bytes, ...]:
+def _shared(method, sequence, stamp, start, end, title, description, location, url,
+            organiser_email, organiser_name) -> tuple[Calendar, VEvent]:
     vevent = VEvent.new(
-        uid="placeholder",
+        uid="",
         sequence=sequence,
         stamp=stamp,
         start=start,
@@ -103,24 +102,9 @@ def _shared_lines(method, sequence, stamp, start, end, title, description, locat
         url=url,
         status="CONFIRMED" if method == "REQUEST" else "CANCELLED",
         organizer=vCalAddress.new(organiser_email, cn=organiser_name),
-        attendees=[vCalAddress.new("attendee@placeholder.invalid")],
     )
-    calendar = _calendar(method)
-    calendar.add_component(vevent)
-    pieces = []
-    for line in _CONTENT_LINE.findall(calendar.to_ical()):
-        name = _NAME.match(line).group()
-        pieces.append(name if name in _PERSONAL else line)
-    return tuple(pieces)
-
-
-def _personal_lines(uid: str, email: str, name: str) -> dict[bytes, bytes]:
-    vevent = VEvent()
-    vevent.add("uid", uid)
-    vevent.add("attendee", vCalAddress.new(email, cn=name, rsvp=True, partstat="NEEDS-ACTION",
-                                           role="REQ-PARTICIPANT"))
-    return {_NAME.match(line).group(): line
-            for line in _CONTENT_LINE.findall(vevent.to_ical())}
+    del vevent["UID"]  # each copy gets the attendee's own
+    return _calendar(method), vevent
 
 
 def event_uid(event: Event) -> str:

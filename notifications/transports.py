@@ -11,6 +11,9 @@ from pathlib import Path
 from notifications.mail import OutgoingMail
 
 SENT, TRANSIENT, PERMANENT = "sent", "transient", "permanent"
+# What the console shows for an address the server can't take: sending again won't help.
+NO_SMTPUTF8 = ("not sent: the mail server does not offer SMTPUTF8, which this address needs "
+               "(its part before the @ is not plain ASCII)")
 
 
 @dataclass(frozen=True)
@@ -21,12 +24,26 @@ class Outcome:
     reply: str
 
 
+class _NoSMTPUTF8(Exception):
+    """The message needs SMTPUTF8 and the server does not offer it."""
+
+
 class SenderRejected(Exception):
     """The server refused us rather than the recipient (MAIL FROM, login, greeting)."""
 
     def __init__(self, reply: str):
         super().__init__(reply)
         self.reply = reply
+
+
+# An address as servers quote it in replies ("<anna@example.org>: Recipient address rejected").
+_QUOTED_ADDRESS = re.compile(r"""([^\s<>()\[\],;:"'@]+)@([^\s<>()\[\],;:"'@]+)""")
+
+
+def masked(reply: str) -> str:
+    """A server's reply fit for the log: each address it quotes becomes a***@example.org.
+    (The console, behind sign-in, keeps the whole reply.)"""
+    return _QUOTED_ADDRESS.sub(lambda m: f"{m.group(1)[0]}***@{m.group(2)}", reply)
 
 
 def _reply(code: int, text: bytes | str) -> str:
@@ -138,6 +155,9 @@ class SMTPTransport:
         """Send one message; raise SenderRejected when no message could get through."""
         try:
             return self._transaction(mail)
+        except _NoSMTPUTF8:
+            # Nothing was sent (no MAIL FROM yet): the connection stays good for the rest.
+            return Outcome(PERMANENT, NO_SMTPUTF8)
         except smtplib.SMTPServerDisconnected as exc:
             self._drop()
             return Outcome(TRANSIENT, f"connection closed: {exc}")
@@ -161,16 +181,16 @@ class SMTPTransport:
         # Driven by hand rather than sendmail(), which throws the server's final reply away.
         if self.connection is None:
             self.connection = self._connect()
-            code, text = self.connection.mail(mail.envelope_from)
+            code, text = self._mail(mail)
         else:
             try:
-                code, text = self.connection.mail(mail.envelope_from)
+                code, text = self._mail(mail)
             except smtplib.SMTPServerDisconnected:
                 # Closed by the server while idle between two messages; nothing was sent yet,
                 # so one fresh connection is safe. (A drop after DATA is not retried here.)
                 self._drop()
                 self.connection = self._connect()
-                code, text = self.connection.mail(mail.envelope_from)
+                code, text = self._mail(mail)
         if code != 250:
             return self._abort(code, text, sender=True)
         for recipient in mail.recipients:
@@ -184,6 +204,16 @@ class SMTPTransport:
         if code != 250:
             return self._abort(code, text)
         return Outcome(SENT, _reply(code, text))
+
+    def _mail(self, mail: OutgoingMail):
+        # An address beyond ASCII goes only with SMTPUTF8 (RFC 6531), never re-encoded. Asked
+        # before MAIL FROM: smtplib's own refusal would read as a setting to fix and stop the
+        # whole batch, while only this message can't go.
+        if not mail.smtputf8:
+            return self.connection.mail(mail.envelope_from)
+        if not self.connection.has_extn("smtputf8"):
+            raise _NoSMTPUTF8
+        return self.connection.mail(mail.envelope_from, ["SMTPUTF8"])
 
     def _abort(self, code: int, text, sender: bool = False) -> Outcome:
         if code == 421:  # the server is closing the channel; the next message reconnects

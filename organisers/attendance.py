@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from extensions import db
 from organisers.uploads import binary_kind
+from registration.addresses import email_key
 from registration.export import FORMULA_STARTS
-from registration.forms import email_key
 from registration.models import Event, Registration, RegistrationStatus
 
 # A platform's attendee report of a few thousand people is well under a megabyte.

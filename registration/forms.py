@@ -3,13 +3,13 @@
 from functools import lru_cache
 
 from babel import Locale
-from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from wtforms import BooleanField, StringField
 from wtforms.validators import ValidationError
 
+from registration.addresses import EmailNotValidError, parse
 from registration.models import AFFILIATIONS, Language
 from registration.text import clean_text, first_control
 from registration.times import is_zone
@@ -54,15 +54,6 @@ def country_options(selected: str | None = None, locale: str = "en") -> Markup:
     return Markup(html)
 
 
-def email_key(address: str) -> str:
-    """How a person's address is compared: normalised as the sign-up form does (the domain
-    in its ASCII form), then case-folded; an address it can't read, just case-folded."""
-    try:
-        normalised = validate_email(address, check_deliverability=False,
-                                    allow_smtputf8=False).normalized
-    except EmailNotValidError:
-        normalised = address.strip()
-    return normalised.casefold()
 
 
 def _check_text(field):
@@ -88,7 +79,8 @@ class SignupForm(FlaskForm):
     # The honeypot: hidden from people by CSS, filled in by bots.
     website = StringField("Leave this empty")
 
-    email_normalised: str = ""
+    # What the address becomes once valid: the form stored and sent, and the repeat key.
+    email_wire: str = ""
     email_key: str = ""
 
     def validate_name(self, field):
@@ -106,16 +98,14 @@ class SignupForm(FlaskForm):
         if not field.data:
             raise ValidationError("Please enter your email address.")
         try:
-            result = validate_email(
+            address = parse(
                 field.data,
                 check_deliverability=current_app.config["EMAIL_CHECK_DELIVERABILITY"],
-                allow_smtputf8=False,
             )
         except EmailNotValidError as exc:
             raise ValidationError(f"This email address does not look right: {exc}") from None
-        self.email_normalised = result.normalized
-        # email-validator lowercases only the domain; a person is the same whatever the case.
-        self.email_key = email_key(result.normalized)
+        self.email_wire = address.wire
+        self.email_key = address.key
 
     def validate_affiliation(self, field):
         if field.data not in AFFILIATIONS:

@@ -18,6 +18,7 @@ from flask import (
 from extensions import database_answers, db, limiter
 from notifications import ical
 from registration import retention, services, times
+from registration.addresses import display, email_key
 from registration.forms import SignupForm, country_options
 from registration.lookup import event_or_404
 from registration.models import AFFILIATIONS, Event, EventKind, Language, Pillar
@@ -27,10 +28,16 @@ bp = Blueprint("registration", __name__)
 
 
 def _email_key() -> str:
-    """Rate-limit key for the per-address limit: the submitted address, case-folded, for this
-    session (signing up for many sessions is fine; hammering one is not)."""
-    address = (request.form.get("email") or "").strip().casefold()[:320]
+    """Rate-limit key for the per-address limit: the submitted address under the key repeats
+    use, for this session (signing up for many sessions is fine; hammering one is not)."""
+    address = email_key(request.form.get("email") or "")[:320]
     return f"signup-email:{request.view_args.get('slug', '')}:{address}"
+
+
+@bp.app_template_filter("address")
+def address_filter(wire: str) -> str:
+    """A stored address as people read it (an international domain in Unicode)."""
+    return display(wire)
 
 
 def format_helpers():
@@ -113,7 +120,7 @@ def register(slug):
         return _render_event(event, form, 422)
     applicant = services.Applicant(
         name=form.name.data,
-        email=form.email_normalised,
+        email=form.email_wire,
         email_key=form.email_key,
         organisation=form.organisation.data,
         affiliation=form.affiliation.data,

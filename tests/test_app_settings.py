@@ -70,3 +70,23 @@ def test_database_waits_have_an_end_by_default(tmp_path):
     assert connect["connect_timeout"] == 3 and connect["keepalives"] == 1
     assert connect["options"] == ("-c statement_timeout=30000 -c lock_timeout=10000 "
                                   "-c idle_in_transaction_session_timeout=60000")
+
+
+def test_smtp_login_without_tls_to_another_host_stops_start_up(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "SCHEDULER": "off",
+                    "SMTP_HOST": "mail.example.org", "SMTP_USERNAME": "forum",
+                    "SMTP_PASSWORD": "secret", "SMTP_SECURITY": "none"})
+    message = str(exc.value.code)
+    assert "SMTP_USERNAME" in message and "SMTP_SECURITY" in message and "\n" not in message
+    assert "secret" not in message
+
+
+@pytest.mark.parametrize("host, security", [
+    ("localhost", "none"), ("127.0.0.1", "none"), ("127.8.9.10", "none"), ("::1", "none"),
+    ("[::1]", "none"), ("mail.example.org", "starttls"), ("mail.example.org", "ssl"),
+])
+def test_smtp_login_is_allowed_over_tls_or_to_a_loopback_host(tmp_path, host, security):
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "SCHEDULER": "off",
+                      "SMTP_HOST": host, "SMTP_USERNAME": "forum", "SMTP_SECURITY": security})
+    assert app.config["SMTP_USERNAME"] == "forum"

@@ -92,3 +92,21 @@ def test_the_database_refuses_a_status_no_enum_has(app):
         db.session.execute(sa.text("UPDATE events SET status = 'postponed' WHERE id = :id"),
                            {"id": event_id})
     db.session.rollback()
+
+
+def test_upgrading_rewrites_stored_international_addresses_to_their_wire_form(app):
+    from tests.conftest import make_event, make_registration
+
+    downgrade(revision="0004")
+    event = make_event()
+    # As rows were written before: the Unicode domain, its case-folded key (faß → fass).
+    old = make_registration(event, email="Anna@faß.de", email_key="anna@fass.de")
+    plain = make_registration(event, email="ben@example.org", email_key="ben@example.org")
+    db.session.commit()
+    ids = old.id, plain.id
+    db.session.remove()
+    upgrade()
+    rows = dict(db.session.execute(sa.text(
+        "SELECT id, email || ' ' || email_key FROM registrations ORDER BY id")).all())
+    assert rows == {ids[0]: "Anna@xn--fa-hia.de anna@xn--fa-hia.de",
+                    ids[1]: "ben@example.org ben@example.org"}

@@ -272,3 +272,44 @@ def test_rate_limit_per_ip_answers_429(limited_client):
     assert "Please wait" in sign_up(limited_client, event.slug,
                                     email="p99@example.org").get_data(as_text=True)
     assert len(registrations()) == 15
+
+
+def test_full_width_letters_in_the_address_share_the_per_address_limit(limited_client):
+    event = make_event()
+    codes = [sign_up(limited_client, event.slug).status_code for _ in range(4)]
+    # The same address with its domain typed in full-width letters is the same person.
+    codes.append(sign_up(limited_client, event.slug,
+                         email="aiko.tanaka@ｅｘａｍｐｌｅ.org").status_code)
+    assert codes == [303, 303, 303, 303, 429]
+    assert len(registrations()) == 1
+
+
+def test_an_international_domain_is_stored_in_its_idna_2008_ascii_form(client):
+    event = make_event()
+    assert sign_up(client, event.slug, email="anna@faß.de").status_code == 303
+    [registration] = registrations()
+    assert registration.email == "anna@xn--fa-hia.de"
+    assert registration.email_key == "anna@xn--fa-hia.de"
+    assert messages()[0].recipient == "anna@xn--fa-hia.de"
+
+
+def test_fass_de_is_not_a_repeat_of_fass_with_sharp_s(client):
+    event = make_event()
+    assert sign_up(client, event.slug, email="anna@faß.de").status_code == 303
+    assert sign_up(client, event.slug, email="anna@fass.de").status_code == 303
+    assert [r.email for r in registrations()] == ["anna@xn--fa-hia.de", "anna@fass.de"]
+    assert [m.kind for m in messages()] == ["confirmation", "confirmation"]
+
+
+def test_an_international_domain_typed_in_unicode_or_ascii_is_one_person(client):
+    event = make_event()
+    for typed in ("Anna@Faß.de", "anna@xn--fa-hia.de", "anna@FAß.DE"):
+        assert sign_up(client, event.slug, email=typed).status_code == 303
+    assert len(registrations()) == 1
+
+
+def test_a_local_part_beyond_ascii_is_accepted_with_the_domain_in_ascii(client):
+    event = make_event()
+    assert sign_up(client, event.slug, email="josé@faß.de").status_code == 303
+    [registration] = registrations()
+    assert registration.email == "josé@xn--fa-hia.de"
