@@ -296,7 +296,8 @@ def idle_tick(url, workdir, sink_port, rows, ticks):
 
     from app import create_app
     from extensions import db
-    from notifications.dispatcher import dispatch, skip_expired
+    from notifications.claims import skip_expired
+    from notifications.dispatcher import dispatch
 
     app = create_app(_config(url, workdir, sink_port))
     with app.app_context():

@@ -44,7 +44,7 @@ def housekeeping_job(app, should_stop: Callable[[], bool] | None = None,
                      clock: Callable[[], datetime] | None = None) -> int | None:
     """End every pending message whose window has closed as skipped ("expired"), and anonymise
     the registrations past the retention period; how many messages were skipped."""
-    from notifications.dispatcher import skip_expired
+    from notifications.claims import skip_expired
     from registration import retention
 
     if should_stop and should_stop():

@@ -17,7 +17,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from extensions import db
 from notifications import planner, scheduler, worker
-from notifications.dispatcher import claim, dispatch, dispatch_due, retry_delay, skip_expired
+from notifications.claims import claim, retry_delay, skip_expired
+from notifications.dispatcher import dispatch, dispatch_due
 from notifications.models import Message
 from notifications.transports import filename
 from tests.conftest import NOW, database_time, end_leases, make_event, row, signed_up

@@ -11,13 +11,8 @@ import sqlalchemy as sa
 
 from extensions import db
 from notifications import planner
-from notifications.dispatcher import (
-    ATTEMPT_LOG_LIMIT,
-    LAST_TRY_BEFORE_EXPIRY,
-    dispatch,
-    retry_at,
-    skip_expired,
-)
+from notifications.claims import LAST_TRY_BEFORE_EXPIRY, retry_at, skip_expired
+from notifications.dispatcher import ATTEMPT_LOG_LIMIT, dispatch
 from notifications.models import Message
 from tests.conftest import NOW, database_time, make_event, make_registration, row, signed_up
 from tests.smtp_servers import SMTPServer
