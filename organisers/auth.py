@@ -10,6 +10,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from extensions import db
 from organisers.models import AuditEntry, Organiser
+from registration import times
 
 # OWASP's floor for scrypt (N=2^17, r=8, p=1): about 0.4 s and 128 MiB per hash here.
 DEFAULT_HASH_METHOD = "scrypt:131072:8:1"
@@ -108,7 +109,7 @@ def login_required(view):
 
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
-        organiser = current_organiser(current_app.config["CLOCK"]())
+        organiser = current_organiser(times.now())
         if organiser is None:
             target = request.full_path if request.method == "GET" else None
             return redirect(url_for("organisers.login", next=target), 303)
@@ -133,7 +134,7 @@ def audit(action: str, target: str = "", detail: dict | None = None, *,
     The organiser and client address default to those login_required saw for this request."""
     organiser = organiser or g.get("organiser")
     entry = AuditEntry(
-        at=current_app.config["CLOCK"](),
+        at=times.now(),
         organiser=organiser,
         actor=_printable(actor or (organiser.email if organiser else ""), 320),
         action=action,

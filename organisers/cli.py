@@ -7,6 +7,7 @@ from flask import current_app
 
 from extensions import db
 from notifications.cli import parse_now
+from registration import times
 
 
 def _read_password() -> str:
@@ -41,7 +42,7 @@ def create_organiser_command(email, reset):
         password_hash = auth.hash_password(_read_password())
     except auth.PasswordTooShort as exc:
         raise click.ClickException(str(exc).capitalize() + ".") from None
-    now = current_app.config["CLOCK"]()
+    now = times.now()
     if existing:
         existing.password_hash = password_hash
         auth.revoke_sessions(existing)  # a new password signs out every session
@@ -65,7 +66,7 @@ def purge_command(dry_run, now):
     """Anonymise the personal data of registrations RETENTION_DAYS after their event ended."""
     from registration import retention
 
-    now = now or current_app.config["CLOCK"]()
+    now = now or times.now()
     days = current_app.config["RETENTION_DAYS"]
     report = retention.purge(now, days, dry_run=dry_run)
     if dry_run:

@@ -15,7 +15,7 @@ from flask import (
     stream_with_context,
 )
 
-from extensions import db, writes_on_get
+from extensions import db, read_only, writes_on_get
 from notifications.models import Message, MessageKind, MessageStatus
 from organisers import auth
 from organisers.attendance import (
@@ -85,8 +85,9 @@ def _xlsx_download(event: Event | None) -> Response:
     # A workbook is only readable once complete: built into a temporary file, then sent.
     # The build only reads, in a transaction of its own (no SQLite write lock while it runs).
     db.session.commit()
-    file = attendees_xlsx(event, status)
-    db.session.rollback()  # the audit below writes, in a transaction that takes the lock first
+    with read_only():  # the event itself is read again inside, in the reading transaction
+        file = attendees_xlsx(event, status)
+        db.session.rollback()  # the audit below writes, in a transaction that locks first
     try:
         size = file.seek(0, io.SEEK_END)
         file.seek(0)

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from organisers.uploads import binary_kind
-from registration import programme, times
+from registration import programme, times, tokens
 from registration.text import without_controls
 
 # The programme file and the multipart form around it; the file itself is checked against
@@ -109,7 +109,7 @@ class _ClockSigner(TimestampSigner):
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="programme-upload",
+    return URLSafeTimedSerializer(tokens.signing_keys(), salt="programme-upload",
                                   signer=_ClockSigner)
 
 

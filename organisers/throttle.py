@@ -22,6 +22,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from extensions import limiter
 from organisers import auth
+from registration import times, tokens
 
 DEVICE_COOKIE = "organiser_device"
 # Long enough that an organiser who signs in a few times a year keeps her way past a lock.
@@ -61,7 +62,7 @@ def address_ip_key() -> str:
 def address_key() -> str:
     """Rate-limit key: the submitted address; its own for a browser that signed in to it."""
     digest = _address_digest()
-    nonce = _device_nonce(digest, current_app.config["CLOCK"]())
+    nonce = _device_nonce(digest, times.now())
     return f"{FAILURES}{digest}:device:{nonce}" if nonce else f"{FAILURES}{digest}"
 
 
@@ -79,7 +80,7 @@ def forget_failures() -> None:
 
 
 def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.secret_key, salt="organiser-device")
+    return URLSafeSerializer(tokens.signing_keys(), salt="organiser-device")
 
 
 def _device_nonce(digest: str, now: datetime) -> str | None:

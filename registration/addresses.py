@@ -22,8 +22,8 @@ class Address:
 
     @property
     def key(self) -> str:
-        """The repeat key: the wire form case-folded (see email_key)."""
-        return self.wire.casefold()
+        """The repeat key: the wire form in lower case (see email_key)."""
+        return self.wire.lower()
 
 
 def parse(text: str, *, check_deliverability: bool = False,
@@ -41,13 +41,14 @@ def parse(text: str, *, check_deliverability: bool = False,
 
 
 def email_key(text: str) -> str:
-    """How two addresses are compared: the wire form, case-folded, so faß.de and fass.de stay
-    two domains and full-width letters fold into their ASCII twins; text that is no address,
-    just trimmed and case-folded."""
+    """How two addresses are compared: the wire form in lower case, so faß.de and fass.de stay
+    two domains (and straße@ and strasse@ two mailboxes: lower(), not casefold(), which would
+    make ß "ss") while full-width letters fold into their ASCII twins; text that is no address,
+    just trimmed and lowered."""
     try:
         return parse(text).key
     except EmailNotValidError:
-        return text.strip().casefold()
+        return text.strip().lower()
 
 
 @lru_cache(maxsize=1024)

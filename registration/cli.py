@@ -7,6 +7,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
+from registration import times
 
 
 @click.command("import-programme")
@@ -36,7 +37,7 @@ def seed_demo_command(if_empty):
     if if_empty and db.session.scalar(sa.select(Event.id).limit(1)) is not None:
         click.echo("The programme already has events; the demo was not loaded.")
         return
-    year = demo.forum_year(current_app.config["CLOCK"]())
+    year = demo.forum_year(times.now())
     summary = _import(demo.demo_programme_csv(year), source="the demo programme")
     click.echo(f"Demo programme for July–October {year}: {summary}")
 
@@ -50,7 +51,7 @@ def _import(data: bytes, source: str, keep_seats: bool = False):
         stored_events,
     )
 
-    now = current_app.config["CLOCK"]()
+    now = times.now()
     rows, problems = parse_programme(data, stored_events(),
                                      max_rows=current_app.config["PROGRAMME_MAX_ROWS"])
     hint = ""

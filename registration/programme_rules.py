@@ -91,9 +91,9 @@ def check_event(
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
         problems.append(("ends_at", f"ends_at {quoted(cells['ends_at'])} is not after "
                                     f"starts_at {quoted(cells['starts_at'])}"))
-    if (known is not None and known.status == EventStatus.CANCELLED
-            and values.get("status") == EventStatus.SCHEDULED):
-        problems.append(("status", services.REOPEN_REFUSED.format(slug=slug)))
+    reopening = known and services.reopen_refusal(slug, known.status, values.get("status"))
+    if reopening:
+        problems.append(("status", reopening))
     return values, problems
 
 

@@ -45,6 +45,14 @@ REOPEN_REFUSED = (
     "publish a new session instead (with a new slug)"
 )
 
+
+def reopen_refusal(slug: str, status: str, asked: str | None) -> str | None:
+    """Why a session in `status` can't be given the status `asked`, or None: a cancelled
+    session stays cancelled (its attendees were told, and their invites removed)."""
+    if status == EventStatus.CANCELLED and asked == EventStatus.SCHEDULED:
+        return REOPEN_REFUSED.format(slug=slug)
+    return None
+
 # Changes registrants must hear of, by the words their email uses for them.
 NOTIFIED_FIELDS = {
     "starts_at": "time",
@@ -282,8 +290,9 @@ def check_change(event: Event, changes: dict, now: datetime, *,
                  keep_seats: bool = False) -> Refusal | None:
     """Why these changes to a stored event are refused, in words for the organiser; or None."""
     changes = {name: value for name, value in changes.items() if getattr(event, name) != value}
-    if event.is_cancelled and changes.get("status") == EventStatus.SCHEDULED:
-        return Refusal("status", REOPEN_REFUSED.format(slug=event.slug))
+    reopening = reopen_refusal(event.slug, event.status, changes.get("status"))
+    if reopening:
+        return Refusal("status", reopening)
     if {"starts_at", "ends_at"} & changes.keys():
         starts_at = changes.get("starts_at", event.starts_at)
         ends_at = changes.get("ends_at", event.ends_at)

@@ -26,6 +26,12 @@ def _keys() -> list[str]:
     return [current_app.config["SECRET_KEY"], *(current_app.config["SECRET_KEY_FALLBACKS"] or ())]
 
 
+def signing_keys() -> list[str]:
+    """The keys for an itsdangerous serializer: the earlier ones first and the current one
+    last, which signs; what was signed with a listed earlier key is still accepted."""
+    return _keys()[::-1]
+
+
 def digest(token: str) -> str:
     """The only form of a link's MAC the database keeps (for links sent as a bare MAC)."""
     return hashlib.sha256(token.encode()).hexdigest()

@@ -1,5 +1,6 @@
 """Public pages: the programme, an event, sign-up, the attendee's own page, calendar files."""
 
+import hashlib
 from collections import OrderedDict
 from urllib.parse import urlencode
 
@@ -30,7 +31,8 @@ bp = Blueprint("registration", __name__)
 def _email_key() -> str:
     """Rate-limit key for the per-address limit: the submitted address under the key repeats
     use, for this session (signing up for many sessions is fine; hammering one is not)."""
-    address = email_key(request.form.get("email") or "")[:320]
+    # A digest: the limiter's store and its log lines never hold the address itself.
+    address = hashlib.sha256(email_key(request.form.get("email") or "").encode()).hexdigest()
     return f"signup-email:{request.view_args.get('slug', '')}:{address}"
 
 

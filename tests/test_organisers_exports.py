@@ -299,3 +299,34 @@ def test_a_streaming_export_leaves_sqlite_free_for_sign_ups(app, admin):
     body = started + b"".join(chunks)
     response.close()
     assert body.count(b"\r\n") == 3001
+
+
+def test_building_a_workbook_leaves_sqlite_free_for_sign_ups(app, admin):
+    import sqlite3
+
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's database-wide write lock; PostgreSQL locks rows")
+    event = make_event()
+    make_registration(event, email="p@example.org")
+    db.session.commit()
+    writers_got_in = []
+
+    def try_to_write(conn, cursor, statement, parameters, context, executemany):
+        if "FROM registrations JOIN events" in statement:  # the workbook's rows being read
+            other = sqlite3.connect(db.engine.url.database, timeout=0, isolation_level=None)
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+                writers_got_in.append(True)
+            except sqlite3.OperationalError:
+                writers_got_in.append(False)
+            finally:
+                other.close()
+
+    sa.event.listen(db.engine, "before_cursor_execute", try_to_write)
+    try:
+        response = admin.get(f"/admin/events/{event.slug}/attendees.xlsx")
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", try_to_write)
+    assert response.status_code == 200
+    assert writers_got_in == [True]

@@ -301,6 +301,14 @@ def test_fass_de_is_not_a_repeat_of_fass_with_sharp_s(client):
     assert [m.kind for m in messages()] == ["confirmation", "confirmation"]
 
 
+def test_strasse_is_not_a_repeat_of_strasse_with_sharp_s_before_the_at(client):
+    event = make_event()
+    assert sign_up(client, event.slug, email="straße@example.org").status_code == 303
+    assert sign_up(client, event.slug, email="strasse@example.org").status_code == 303
+    assert [r.email for r in registrations()] == ["straße@example.org", "strasse@example.org"]
+    assert [m.recipient for m in messages()] == ["straße@example.org", "strasse@example.org"]
+
+
 def test_an_international_domain_typed_in_unicode_or_ascii_is_one_person(client):
     event = make_event()
     for typed in ("Anna@Faß.de", "anna@xn--fa-hia.de", "anna@FAß.DE"):

@@ -49,7 +49,7 @@ def upgrade():
             continue
         connection.execute(
             registrations.update().where(registrations.c.id == row.id)
-            .values(email=wire, email_key=wire.casefold())
+            .values(email=wire, email_key=wire.lower())
         )
 
 
