@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from extensions import db
+from tests.smtp_servers import SMTPServer
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 NOW = datetime(2025, 6, 20, 9, 0, tzinfo=UTC)
@@ -360,3 +361,12 @@ def sign_up(client, slug, **overrides):
     data = form_data(**overrides)
     data.setdefault("csrf_token", csrf_token(client, slug))
     return client.post(f"/events/{slug}/register", data=data)
+
+
+@pytest.fixture
+def smtp(app):
+    """A real SMTP server on a loopback port, and the app set to send through it."""
+    with SMTPServer() as server:
+        app.config.update(MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=server.port,
+                          SMTP_TIMEOUT_SECONDS=5)
+        yield server.handler

@@ -31,15 +31,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiri
 
 
 @pytest.fixture
-def smtp(app):
-    """A real SMTP server on a loopback port, and the app set to send through it."""
-    with SMTPServer() as server:
-        app.config.update(MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=server.port,
-                          SMTP_TIMEOUT_SECONDS=5)
-        yield server.handler
-
-
-@pytest.fixture
 def smtp_with_login(app):
     """A real SMTP server that wants AUTH (user "forum", password "s3cret") before MAIL."""
     logins = []

@@ -9,18 +9,9 @@ from notifications.dispatcher import dispatch
 from notifications.transports import masked
 from registration import tokens
 from tests.conftest import NOW, row, signed_up
-from tests.smtp_servers import SMTPServer
 
 ADDRESS = "ruth.okafor@example.org"
 NAME = "Ruth Okafor"
-
-
-@pytest.fixture
-def smtp(app):
-    with SMTPServer() as server:
-        app.config.update(MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=server.port,
-                          SMTP_TIMEOUT_SECONDS=5)
-        yield server.handler
 
 
 @pytest.fixture
