@@ -363,10 +363,17 @@ def sign_up(client, slug, **overrides):
     return client.post(f"/events/{slug}/register", data=data)
 
 
-@pytest.fixture
-def smtp(app):
-    """A real SMTP server on a loopback port, and the app set to send through it."""
-    with SMTPServer() as server:
+@contextmanager
+def sending_through_smtp(app, **server_options):
+    """A real SMTP server on a loopback port, and the app set to send through it; its handler."""
+    with SMTPServer(**server_options) as server:
         app.config.update(MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=server.port,
                           SMTP_TIMEOUT_SECONDS=5)
         yield server.handler
+
+
+@pytest.fixture
+def smtp(app):
+    """A real SMTP server on a loopback port, and the app set to send through it."""
+    with sending_through_smtp(app) as handler:
+        yield handler

@@ -9,26 +9,21 @@ import pytest
 from extensions import db
 from notifications.dispatcher import dispatch
 from notifications.mail import build_message
-from tests.conftest import NOW, make_event, row, signed_up
-from tests.smtp_servers import SMTPServer
+from tests.conftest import NOW, make_event, row, sending_through_smtp, signed_up
 
 
 @pytest.fixture
 def smtputf8_server(app):
     """A real SMTP server offering SMTPUTF8, and the app sending through it."""
-    with SMTPServer(enable_SMTPUTF8=True) as server:
-        app.config.update(MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=server.port,
-                          SMTP_TIMEOUT_SECONDS=5)
-        yield server.handler
+    with sending_through_smtp(app, enable_SMTPUTF8=True) as handler:
+        yield handler
 
 
 @pytest.fixture
 def plain_server(app):
     """A real SMTP server without SMTPUTF8 (aiosmtpd's Controller offers it unless told)."""
-    with SMTPServer(enable_SMTPUTF8=False) as server:
-        app.config.update(MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=server.port,
-                          SMTP_TIMEOUT_SECONDS=5)
-        yield server.handler
+    with sending_through_smtp(app, enable_SMTPUTF8=False) as handler:
+        yield handler
 
 
 def test_a_sharp_s_domain_goes_to_its_idna_2008_form_never_to_fass_de(app):
