@@ -12,11 +12,13 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import Flask, render_template
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 
-from extensions import csrf, db, describe_database_error, engine_options, limiter, migrate
+from extensions import babel, csrf, db, describe_database_error, engine_options, limiter, migrate
 
 
 class PrintableConverter(BaseConverter):
@@ -294,6 +296,9 @@ def create_app(test_config=None):
                      render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)
+    from registration import language
+
+    babel.init_app(app, locale_selector=language.select_language)
 
     import notifications.models  # noqa: F401  (every table known to Alembic and the session)
     import organisers.models  # noqa: F401
@@ -313,11 +318,13 @@ def create_app(test_config=None):
     app.register_blueprint(organiser_events_bp)
     app.register_blueprint(organiser_exports_bp)
     app.jinja_env.globals.update(format_helpers())
+    app.jinja_env.globals.update(language.template_helpers())
     registration_cli.init_app(app)
     notifications_cli.init_app(app)
     organisers_cli.init_app(app)
     _register_error_pages(app)
     app.after_request(_security_headers)
+    app.after_request(language.keep_choice)
 
     scheduler.start_embedded_if_serving(app)
     return app
@@ -336,28 +343,45 @@ def _security_headers(response):
 
 
 ERROR_MESSAGES = {
-    400: "The request could not be understood. Please go back, reload the page and try again.",
-    404: "There is nothing here. The address may be mistyped, or the link may have expired.",
-    405: "That action is not available at this address.",
-    410: "This session no longer takes sign-ups.",
-    413: "What was sent is far larger than this form accepts.",
-    429: "Too many attempts from you in a short time. Please wait a little and try again.",
-    503: "The site is very busy or its database can't be reached just now. Nothing was "
-         "changed; please try again in a minute.",
-    500: "Something went wrong on our side. Nothing you did caused it; please try again later.",
+    400: _l("The request could not be understood. Please go back, reload the page and try "
+            "again."),
+    404: _l("There is nothing here. The address may be mistyped, or the link may have "
+            "expired."),
+    405: _l("That action is not available at this address."),
+    410: _l("This session no longer takes sign-ups."),
+    413: _l("What was sent is far larger than this form accepts."),
+    429: _l("Too many attempts from you in a short time. Please wait a little and try again."),
+    503: _l("The site is very busy or its database can't be reached just now. Nothing was "
+            "changed; please try again in a minute."),
+    500: _l("Something went wrong on our side. Nothing you did caused it; please try again "
+            "later."),
 }
+ERROR_HEADINGS = {
+    404: _l("Page not found"),
+    410: _l("Sign-up closed"),
+    429: _l("Please slow down"),
+    500: _l("Sorry, there is a problem with the service"),
+}
+
+
+def error_heading(code: int) -> str:
+    """The error page's heading (and title), by status."""
+    if code >= 500:
+        return ERROR_HEADINGS[500]
+    return ERROR_HEADINGS.get(code, _l("Something is not right"))
 
 
 def _register_error_pages(app):
     def render_error(code, message):
-        return render_template("error.html", code=code, message=message), code
+        return render_template("error.html", code=code, heading=error_heading(code),
+                               message=message), code
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
         return render_error(
             400,
-            "The form had expired or was not sent from this site. "
-            "Please go back, reload the page and send it again.",
+            _("The form had expired or was not sent from this site. "
+              "Please go back, reload the page and send it again."),
         )
 
     @app.errorhandler(HTTPException)

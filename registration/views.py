@@ -18,7 +18,7 @@ from flask import (
 
 from extensions import database_answers, db, limiter
 from notifications import ical
-from registration import retention, services, times
+from registration import language, retention, services, times
 from registration.addresses import display, email_key
 from registration.forms import SignupForm, country_options
 from registration.lookup import event_or_404
@@ -161,7 +161,7 @@ def registered(slug):
 @bp.get("/r/<token>")
 def manage(token):
     """The attendee's own page, reached only through the link in their email."""
-    registration = services.find_by_token(token) or abort(404)
+    registration = _registration_or_404(token)
     return _private_page(render_template(
         "registration/manage.html",
         registration=registration,
@@ -170,6 +170,13 @@ def manage(token):
         now=times.now(),
         calendar_links=calendar_links(registration.event),
     ))
+
+
+def _registration_or_404(token: str):
+    """The registration a manage link names; its pages start in the registrant's language."""
+    registration = services.find_by_token(token) or abort(404)
+    language.start_in(registration.language)
+    return registration
 
 
 def _private_page(html: str) -> Response:
@@ -184,7 +191,7 @@ def _private_page(html: str) -> Response:
 @bp.post("/r/<token>/cancel")
 def cancel(token):
     """Cancel the registration, free the seat and promote the next person, in one transaction."""
-    registration = services.find_by_token(token) or abort(404)
+    registration = _registration_or_404(token)
     try:
         services.cancel(registration, times.now())
     except services.CancellationClosed:
@@ -199,7 +206,7 @@ def cancel(token):
 @bp.get("/r/<token>/delete")
 def delete_data_confirm(token):
     """Ask before deleting: what goes, what stays, and that it can't be undone."""
-    registration = services.find_by_token(token) or abort(404)
+    registration = _registration_or_404(token)
     return _private_page(render_template(
         "registration/delete.html", registration=registration, event=registration.event,
         token=token, now=times.now(),
@@ -210,7 +217,7 @@ def delete_data_confirm(token):
 def delete_data(token):
     """Cancel if still active and the session has not ended, then anonymise at once; the
     manage link stops working."""
-    registration = services.find_by_token(token) or abort(404)
+    registration = _registration_or_404(token)
     retention.delete_my_data(registration, times.now())
     db.session.commit()
     return redirect(url_for(".data_deleted"), 303)
