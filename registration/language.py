@@ -3,7 +3,7 @@ registration on a manage page, else Accept-Language, else English. The console i
 
 from urllib.parse import urlencode
 
-from flask import g, request
+from flask import g, has_request_context, request
 from flask_babel import get_locale, refresh
 
 from registration.models import Language
@@ -19,7 +19,9 @@ def _choice(value: str | None) -> str | None:
 
 
 def select_language() -> str:
-    """Flask-Babel's locale selector."""
+    """Flask-Babel's locale selector (outside a request, and outside force_locale: English)."""
+    if not has_request_context():
+        return Language.EN
     if request.path.startswith(CONSOLE_PREFIX):
         return Language.EN
     return (
