@@ -101,9 +101,10 @@
     var start = new Date(element.getAttribute("datetime"));
     var end = element.hasAttribute("data-ends") ? new Date(element.getAttribute("data-ends")) : null;
     var sessionZone = element.getAttribute("data-zone");
-    var language = element.closest("[lang]");
     var how = {
-      lang: (language && language.getAttribute("lang")) || document.documentElement.lang,
+      // The language of the server's words, which the element names (an ancestor may be a
+      // session in another language).
+      lang: element.getAttribute("lang") || document.documentElement.lang,
       patterns: JSON.parse(element.getAttribute("data-patterns")),
       words: JSON.parse(element.getAttribute("data-words"))
     };
