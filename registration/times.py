@@ -147,7 +147,8 @@ def when_data(starts_at: datetime, tz: str, language: str | None = None) -> dict
     return {
         "zone": tz,
         "city": city(starts_at, tz, language),
-        "patterns": json.dumps(PATTERNS[language], ensure_ascii=False),
+        "patterns": json.dumps({part: PATTERNS[language][part] for part in ("date", "time")},
+                               ensure_ascii=False),
         "words": json.dumps(when_words(language), ensure_ascii=False),
     }
 
