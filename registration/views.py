@@ -23,7 +23,7 @@ from registration.addresses import display, email_key
 from registration.forms import SignupForm, country_options
 from registration.lookup import event_or_404
 from registration.models import AFFILIATIONS, Event, EventKind, Language, Pillar
-from registration.times import format_when, utc_iso, zone
+from registration.times import format_month, format_when, utc_iso, when_data, zone
 
 bp = Blueprint("registration", __name__)
 
@@ -47,6 +47,7 @@ def format_helpers():
     return {
         "format_when": format_when,
         "utc_iso": utc_iso,
+        "when_data": when_data,
         "affiliations": AFFILIATIONS,
         "country_options": country_options,
         "zone_info": zone,
@@ -74,7 +75,7 @@ def index():
         if event.has_ended(now):
             past.append(event)
             continue
-        month = event.starts_at.astimezone(zone(event.timezone)).strftime("%B %Y")
+        month = format_month(event.starts_at, event.timezone)
         upcoming.setdefault(month, []).append(event)
     return render_template(
         "registration/index.html",

@@ -238,7 +238,7 @@ def test_japanese_registrant_reads_japanese_with_japanese_time(app):
     text = text_of(parsed, "plain")
     assert "キャンセル待ち" in text
     assert "まだ参加は確定していません" in text
-    assert "2025年7月1日(火) 21:00–22:30（日本標準時）" in text
+    assert "2025年7月1日(火) 21:00〜22:30 日本標準時" in text
     assert parsed["Subject"] == "キャンセル待ち: Climate finance 101"
 
 
