@@ -367,3 +367,26 @@ def test_the_delete_pages_in_japanese(client):
     assert "<h1>個人データの削除</h1>" in asked and "元に戻すことはできません" in asked
     done = client.get("/deleted", headers=JAPANESE).get_data(as_text=True)
     assert "<h1>個人データを削除しました</h1>" in done
+
+
+def test_the_manage_page_of_a_cancelled_session_offers_no_seat(client):
+    event = make_event()
+    sign_up(client, event.slug)
+    services.change_event(event, {"status": "cancelled"}, NOW)
+    db.session.commit()
+    page = client.get(manage_path(registration_for("aiko.tanaka@example.org"))).get_data(
+        as_text=True)
+    assert "The organisers cancelled this session." in page
+    for offer in ("You have a seat", "Join the session", "Add to my calendar", "Cancel my place"):
+        assert offer not in page, offer
+
+
+def test_the_manage_page_after_the_end_says_so_and_offers_no_cancelling(app, client):
+    event = make_event()
+    sign_up(client, event.slug)
+    app.config["CLOCK"] = lambda: event.ends_at + timedelta(minutes=1)
+    page = client.get(manage_path(registration_for("aiko.tanaka@example.org"))).get_data(
+        as_text=True)
+    assert "This session has ended." in page
+    for offer in ("Join the session", "Add to my calendar", "Cancel my place"):
+        assert offer not in page, offer
