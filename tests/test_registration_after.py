@@ -123,6 +123,7 @@ def test_thank_you_page_in_japanese(client):
     assert '<strong class="address">aiko.tanaka@example.org</strong> にメールをお送りしました' \
         in page
     assert "今後の流れ" in page and "メールが届かない場合" in page
+    assert "2025年7月20日" in page  # the session's time, in Japanese too
     assert "セッション開始の7日、1日、1時間前にリマインダー" in page
 
 
