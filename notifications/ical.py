@@ -58,6 +58,24 @@ def invite(
     """
     if method not in METHODS:
         raise ValueError(f"unknown iTIP method {method!r}")
+    return _invite(event, registration, method, sequence, organiser_email, now,
+                   organiser_name=organiser_name, join_url=join_url,
+                   attendee_email=attendee_email, in_file=method)
+
+
+def own_invite(registration: Registration, organiser_email: str, now: datetime, *,
+               organiser_name: str = "Forum organisers") -> bytes:
+    """A seat holder's own copy of their invite, to download: the VEVENT their emailed REQUEST
+    carries (same UID, the current SEQUENCE, the join link) in a calendar without METHOD, so
+    that importing it and every later emailed update land on one calendar entry."""
+    return _invite(registration.event, registration, "REQUEST", registration.ical_sequence,
+                   organiser_email, now, organiser_name=organiser_name,
+                   join_url=registration.event.join_url, attendee_email=None, in_file=None)
+
+
+def _invite(event, registration, method, sequence, organiser_email, now, *, organiser_name,
+            join_url, attendee_email, in_file) -> bytes:
+    # `method` decides the event's content; `in_file` is the METHOD line (None: a plain file).
     is_request = method == "REQUEST"
     join_url = join_url if is_request else None
 
@@ -72,7 +90,7 @@ def invite(
     calendar, shared = _shared(
         method, sequence, _utc(now), _utc(event.starts_at), _utc(event.ends_at), event.title,
         "\n\n".join(lines), join_url or event.location or None, join_url, organiser_email,
-        _display_name(organiser_name),
+        _display_name(organiser_name), in_file,
     )
     # Shallow copies: the shared properties are read, never changed; only these two differ.
     vevent = shared.copy()
@@ -89,7 +107,7 @@ def invite(
 # (DTSTAMP is the batch's `now`): those objects are built once and copied per person.
 @functools.lru_cache(maxsize=64)
 def _shared(method, sequence, stamp, start, end, title, description, location, url,
-            organiser_email, organiser_name) -> tuple[Calendar, VEvent]:
+            organiser_email, organiser_name, in_file) -> tuple[Calendar, VEvent]:
     vevent = VEvent.new(
         uid="",
         sequence=sequence,
@@ -104,7 +122,7 @@ def _shared(method, sequence, stamp, start, end, title, description, location, u
         organizer=vCalAddress.new(organiser_email, cn=organiser_name),
     )
     del vevent["UID"]  # each copy gets the attendee's own
-    return _calendar(method), vevent
+    return _calendar(in_file), vevent
 
 
 def event_uid(event: Event) -> str:

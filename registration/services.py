@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from notifications import planner
-from registration import tokens
+from registration import places, tokens
 from registration.models import Event, EventStatus, Registration, RegistrationStatus
 
 
@@ -247,7 +247,7 @@ def promote_waiting(event: Event, now: datetime) -> list[Registration]:
             sa.select(Registration)
             .where(Registration.event_id == event.id,
                    Registration.status == RegistrationStatus.WAITLISTED)
-            .order_by(Registration.registered_at, Registration.id)
+            .order_by(*places.QUEUE_ORDER)
             .limit(1)
             # Not SKIP LOCKED: the head of the queue is never passed over because another
             # request happens to hold its row (the event's lock orders promotions already).

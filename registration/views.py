@@ -13,12 +13,14 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
+from flask_babel import gettext as _
 
 from extensions import database_answers, db, limiter
 from notifications import ical
-from registration import language, retention, services, times
+from registration import addresses, language, places, retention, services, times, wording
 from registration.addresses import display, email_key
 from registration.forms import SignupForm, country_options
 from registration.lookup import event_or_404
@@ -118,7 +120,7 @@ def register(slug):
     form = SignupForm()
     if form.website.data:
         # A bot filled the honeypot: answer as to anyone, keep nothing.
-        return redirect(url_for(".registered", slug=slug), 303)
+        return _thank_you(slug, form)
     if not form.validate():
         return _render_event(event, form, 422)
     applicant = services.Applicant(
@@ -141,6 +143,16 @@ def register(slug):
         db.session.rollback()
         abort(410, description=message)
     db.session.commit()
+    return _thank_you(slug, form)
+
+
+# The thank-you page names the address of this submission, as typed, for this session only.
+SIGNED_UP = "signed_up"
+
+
+def _thank_you(slug: str, form: SignupForm):
+    """303 to the thank-you page, which will name the address as the person typed it."""
+    session[SIGNED_UP] = {"slug": slug, "email": (form.email.data or "").strip()[:320]}
     return redirect(url_for(".registered", slug=slug), 303)
 
 
@@ -152,11 +164,18 @@ def _closed_message(event: Event) -> str:
 
 @bp.get("/events/<slug>/registered")
 def registered(slug):
-    """The thank-you page: the same for everyone, it sends people to their inbox."""
+    """The thank-you page: what happens next, the same for a first and a repeat sign-up (and
+    for a seat or the waiting list); it names the address this browser just sent."""
     event = event_or_404(slug)
-    return render_template(
-        "registration/registered.html", event=event, calendar_links=calendar_links(event)
-    )
+    signed_up = session.get(SIGNED_UP) or {}
+    email = signed_up.get("email") if signed_up.get("slug") == slug else None
+    reminders = wording.reminder_offsets(event, current_app.config["REMINDER_OFFSETS"],
+                                         times.now())
+    # Not stored by caches: it names a person's address.
+    return _private_page(render_template(
+        "registration/registered.html", event=event, email=email, reminders=reminders,
+        organiser_email=current_app.config["ORGANISER_EMAIL"],
+    ))
 
 
 @bp.get("/r/<token>")
@@ -169,7 +188,8 @@ def manage(token):
         event=registration.event,
         token=token,
         now=times.now(),
-        calendar_links=calendar_links(registration.event),
+        holds_seat=places.holds_seat(registration),
+        position=places.waiting_position(registration),
     ))
 
 
@@ -189,6 +209,45 @@ def _private_page(html: str) -> Response:
     return response
 
 
+@bp.get("/r/<token>/invite.ics")
+def own_invite(token):
+    """A seat holder's own invite (their UID, the current SEQUENCE): importing it and later
+    emailed updates land on one calendar entry. Nobody else is offered a copy."""
+    registration = services.find_by_token(token) or abort(404)
+    if not places.holds_seat(registration):
+        abort(404, description=_("Only a confirmed seat has a calendar invite."))
+    config = current_app.config
+    organiser = addresses.parse(config["ORGANISER_EMAIL"], test_environment=True)
+    response = _calendar_response(
+        ical.own_invite(registration, organiser.wire, times.now(),
+                        organiser_name=config["MAIL_FROM_NAME"]),
+        "invite.ics",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+def _cancellation_closed(registration) -> str:
+    return _("“%(title)s” has ended, so its registrations can no longer be cancelled. Nothing "
+             "was changed.", title=registration.event.title)
+
+
+@bp.get("/r/<token>/cancel")
+def cancel_confirm(token):
+    """Ask before cancelling: what happens to the seat (or the place in the queue)."""
+    registration = _registration_or_404(token)
+    now = times.now()
+    if not registration.is_active or registration.event.is_cancelled:
+        return redirect(url_for(".manage", token=token), 303)
+    if not registration.event.is_open_for_cancellation(now):
+        abort(410, description=_cancellation_closed(registration))
+    return _private_page(render_template(
+        "registration/cancel.html", registration=registration, event=registration.event,
+        token=token, now=now, holds_seat=places.holds_seat(registration),
+    ))
+
+
 @bp.post("/r/<token>/cancel")
 def cancel(token):
     """Cancel the registration, free the seat and promote the next person, in one transaction."""
@@ -196,12 +255,23 @@ def cancel(token):
     try:
         services.cancel(registration, times.now())
     except services.CancellationClosed:
-        title = registration.event.title
+        message = _cancellation_closed(registration)
         db.session.rollback()
-        abort(410, description=f"“{title}” has ended, so its registrations can no longer be "
-                               "cancelled. Nothing was changed.")
+        abort(410, description=message)
     db.session.commit()
-    return redirect(url_for(".manage", token=token), 303)
+    return redirect(url_for(".cancelled", token=token), 303)
+
+
+@bp.get("/r/<token>/cancelled")
+def cancelled(token):
+    """Where a person lands after cancelling: it is done, and the way back to sign up again."""
+    registration = _registration_or_404(token)
+    if registration.is_active:
+        return redirect(url_for(".manage", token=token), 303)
+    return _private_page(render_template(
+        "registration/cancelled.html", registration=registration, event=registration.event,
+        now=times.now(),
+    ))
 
 
 @bp.get("/r/<token>/delete")

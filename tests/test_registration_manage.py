@@ -39,12 +39,14 @@ def test_manage_token_is_long_and_only_its_digest_is_stored(client):
 def test_manage_page_shows_status_time_in_own_zone_and_join_link(client):
     event = make_event()
     sign_up(client, event.slug)
-    response = client.get(manage_path(registration_for("aiko.tanaka@example.org")))
+    registration = registration_for("aiko.tanaka@example.org")
+    response = client.get(manage_path(registration))
     page = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "confirmed" in page and "Japan Standard Time" in page
     assert event.join_url in page
-    assert "Cancel my registration" in page
+    assert "Cancel my place" in page and f'href="{manage_path(registration)}/cancel"' in page
+    assert f'href="{manage_path(registration)}/invite.ics"' in page
     assert response.headers["Cache-Control"] == "no-store"
 
 
@@ -54,6 +56,7 @@ def test_waiting_list_page_has_no_join_link(client):
     page = client.get(manage_path(registration_for("aiko.tanaka@example.org"))).get_data(
         as_text=True)
     assert "waiting list" in page and event.join_url not in page
+    assert "Leave the waiting list" in page and "invite.ics" not in page
 
 
 def test_unknown_or_revoked_token_answers_404(client):
@@ -73,14 +76,19 @@ def test_unknown_or_revoked_token_answers_404(client):
 
 
 def test_get_never_changes_state(client):
-    event = make_event()
+    event = make_event(capacity=1)
     sign_up(client, event.slug)
+    sign_up(client, event.slug, email="next@example.org")
     registration = registration_for("aiko.tanaka@example.org")
     path = manage_path(registration)
-    assert client.get(path + "/cancel").status_code == 405
-    client.get(path)
-    db.session.refresh(registration)
-    assert registration.status == "confirmed"
+    before = db.session.scalar(sa.select(sa.func.count(Message.id)))
+    for page in (path, path + "/cancel", path + "/cancelled", path + "/invite.ics",
+                 path + "/delete"):
+        assert client.get(page).status_code in (200, 303), page
+    db.session.expire_all()
+    assert registration_for("aiko.tanaka@example.org").status == "confirmed"
+    assert registration_for("next@example.org").status == "waitlisted"
+    assert db.session.scalar(sa.select(sa.func.count(Message.id))) == before
 
 
 def test_cancel_needs_csrf_token(client):
@@ -93,12 +101,14 @@ def test_cancel_needs_csrf_token(client):
 
 
 def cancel_via_page(client, registration):
-    """Press the cancel button as a browser would: read the page's token, then POST."""
-    import re
-
-    page = client.get(manage_path(registration)).get_data(as_text=True)
+    """Cancel as a browser would: follow the manage page's link to the confirmation page,
+    read its form's token, then press its button (a POST)."""
+    manage = client.get(manage_path(registration)).get_data(as_text=True)
+    confirm = re.search(r'<a class="button danger" href="([^"]+)"', manage).group(1)
+    page = client.get(confirm).get_data(as_text=True)
+    form = re.search(r'<form method="post" action="([^"]+)"', page).group(1)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    return client.post(manage_path(registration) + "/cancel", data={"csrf_token": csrf})
+    return client.post(form, data={"csrf_token": csrf})
 
 
 def test_cancel_frees_the_seat_and_promotes_the_first_on_the_waiting_list(client):
@@ -108,6 +118,7 @@ def test_cancel_frees_the_seat_and_promotes_the_first_on_the_waiting_list(client
     first = registration_for("first@example.org")
     response = cancel_via_page(client, first)
     assert response.status_code == 303
+    assert response.headers["Location"] == manage_path(first) + "/cancelled"
     statuses = {r.email: r.status for r in db.session.scalars(sa.select(Registration))}
     assert statuses == {"first@example.org": "cancelled", "second@example.org": "confirmed",
                         "third@example.org": "waitlisted"}
@@ -154,10 +165,10 @@ def test_cancelling_works_over_https_without_a_referer(app_with):
         client.post(f"/events/{event.slug}/register", data=form_data(csrf_token=token), **https)
         registration = registration_for("aiko.tanaka@example.org")
         path = manage_path(registration)
-        manage = client.get(path, **https)
-        assert manage.headers["Referrer-Policy"] == "same-origin"
+        asked = client.get(path + "/cancel", **https)
+        assert asked.headers["Referrer-Policy"] == "same-origin"
         csrf = re.search(r'name="csrf_token" value="([^"]+)"',
-                         manage.get_data(as_text=True)).group(1)
+                         asked.get_data(as_text=True)).group(1)
         response = client.post(path + "/cancel", data={"csrf_token": csrf}, **https)
         assert response.status_code == 303
         db.session.refresh(registration)
@@ -171,14 +182,16 @@ def test_cancelling_after_the_session_ended_answers_410_and_changes_nothing(app,
     registration = registration_for("aiko.tanaka@example.org")
     path = manage_path(registration)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"',
-                     client.get(path).get_data(as_text=True)).group(1)
+                     client.get(path + "/cancel").get_data(as_text=True)).group(1)
     planned = [(m.kind, m.status) for m in db.session.scalars(
         sa.select(Message).order_by(Message.id))]
     assert ("follow_up", "pending") in planned
     after_end = event.ends_at + timedelta(minutes=5)
     app.config["CLOCK"] = lambda: after_end
 
-    assert "Cancel my registration" not in client.get(path).get_data(as_text=True)
+    assert "Cancel my place" not in client.get(path).get_data(as_text=True)
+    asked = client.get(path + "/cancel")
+    assert asked.status_code == 410 and "has ended" in asked.get_data(as_text=True)
     response = client.post(path + "/cancel", data={"csrf_token": csrf})
 
     assert response.status_code == 410

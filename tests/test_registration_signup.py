@@ -40,7 +40,7 @@ def test_valid_sign_up_redirects_to_thank_you_and_queues_confirmation(client):
     assert message.due_at == NOW and message.expires_at == event.ends_at
     thanks = client.get(response.headers["Location"])
     assert thanks.status_code == 200
-    assert "check your email" in thanks.get_data(as_text=True)
+    assert "Check your email" in thanks.get_data(as_text=True)
 
 
 def test_repeat_sign_up_creates_nothing_answers_the_same_and_resends_confirmation(client):
