@@ -9,6 +9,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 
 from extensions import db
 from organisers.uploads import binary_kind
@@ -71,25 +72,25 @@ def _column(cells: list[str], names: frozenset[str]) -> int | None:
 
 def _decode(data: bytes) -> str:
     if not data.strip():
-        raise ReportRejected("The file is empty. Upload the attendee report exported from the "
-                             "webinar platform, as CSV.", 400)
+        raise ReportRejected(_("The file is empty. Upload the attendee report exported from "
+                               "the webinar platform, as CSV."), 400)
     if kind := binary_kind(data):
-        raise ReportRejected(
-            f"This file is {kind}, not a CSV. Export the attendee report as CSV (or open it "
-            "in Excel and save it as 'CSV UTF-8') and upload that.", 415)
+        raise ReportRejected(_(
+            "This file is %(kind)s, not a CSV. Export the attendee report as CSV (or open it "
+            "in Excel and save it as 'CSV UTF-8') and upload that.", kind=kind), 415)
     try:
         if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
             text = data.decode("utf-16")  # Microsoft Teams writes its reports so
         else:
             text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ReportRejected(
+        raise ReportRejected(_(
             "The file is not UTF-8 text (perhaps Shift_JIS or Windows-1252). Export the report "
-            "again as CSV in UTF-8, or open it in Excel and save it as 'CSV UTF-8'.", 415
+            "again as CSV in UTF-8, or open it in Excel and save it as 'CSV UTF-8'."), 415
         ) from None
     if "\0" in text:
-        raise ReportRejected("This file is not a CSV (it holds binary data). Upload the "
-                             "attendee report exported as CSV.", 415)
+        raise ReportRejected(_("This file is not a CSV (it holds binary data). Upload the "
+                               "attendee report exported as CSV."), 415)
     return text
 
 
@@ -101,10 +102,14 @@ def _find_header(lines: list[str]) -> tuple[int, str]:
             if _column(cells, EMAIL_HEADERS) is not None:
                 return number, delimiter
     first = next((line.strip() for line in lines if line.strip()), "")
-    raise ReportRejected(
+    if first:
+        raise ReportRejected(_(
+            "No email column found. The report needs a header row naming it, such as Email, "
+            "E-mail, Email address, Attendee email or メールアドレス; its first row reads: "
+            "%(first)s.", first=first[:120]))
+    raise ReportRejected(_(
         "No email column found. The report needs a header row naming it, such as Email, "
-        "E-mail, Email address, Attendee email or メールアドレス"
-        + (f"; its first row reads: {first[:120]}" if first else "") + ".")
+        "E-mail, Email address, Attendee email or メールアドレス."))
 
 
 def read_attendance_report(data: bytes) -> AttendanceReport:
@@ -137,10 +142,11 @@ def read_attendance_report(data: bytes) -> AttendanceReport:
                 continue
             report.addresses.add(email_key(address))
     except csv.Error as exc:
-        raise ReportRejected(f"The file is not a readable CSV ({exc}).") from None
+        raise ReportRejected(_("The file is not a readable CSV (%(reason)s).",
+                               reason=exc)) from None
     if not report.addresses:
-        raise ReportRejected("The report has an email column but no attendee addresses in it: "
-                             "is it the right file?")
+        raise ReportRejected(_("The report has an email column but no attendee addresses in "
+                               "it: is it the right file?"))
     return report
 
 

@@ -4,13 +4,16 @@ the same change service, so that people are told alike whichever way a change co
 from datetime import datetime
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from registration import programme, services
 from registration.models import Event, EventStatus
 
-SLUG_RACE = "Another event took this slug a moment ago; choose another."
+SLUG_RACE = _l("Another event took this slug a moment ago; choose another.")
 
 
 class EditRefused(Exception):
@@ -19,7 +22,7 @@ class EditRefused(Exception):
 
     def __init__(self, errors: dict[str, list[str]], status: int = 422,
                  error: str | None = None):
-        super().__init__(error or "; ".join(m for ms in errors.values() for m in ms))
+        super().__init__(error or "; ".join(str(m) for ms in errors.values() for m in ms))
         self.errors = errors
         self.status = status
         self.error = error
@@ -45,7 +48,8 @@ def create_event(cells: dict[str, str], now: datetime) -> tuple[Event, dict]:
     """A new event from the form's text; returns it with its values (flushed, not committed)."""
     values, errors = check_cells(cells)
     if not errors and _slug_taken(values["slug"]):
-        errors["slug"] = [f"An event already has the slug {values['slug']}; choose another."]
+        errors["slug"] = [_("An event already has the slug %(slug)s; choose another.",
+                              slug=values["slug"])]
     if errors:
         raise EditRefused(errors)
     event = Event(**values, confirmed_count=0, created_at=now, updated_at=now)
@@ -64,19 +68,21 @@ def _refusals(event: Event, values: dict, *, keep_attendees: bool,
     """What the form must confirm or correct before this change may go ahead."""
     errors = {}
     if values["slug"] != event.slug and _slug_taken(values["slug"], other_than=event):
-        errors["slug"] = [f"Another event has the slug {values['slug']}; choose another."]
+        errors["slug"] = [_("Another event has the slug %(slug)s; choose another.",
+                              slug=values["slug"])]
     # The change service's own rule, asked first to show it beside the field with the box
     # that accepts it.
     seats = services.seats_refusal(event, values["capacity"], keep_seats=keep_attendees)
     if seats:
+        # `seats` is the change service's own words ("capacity 1 is below the 2 seats…").
         errors["capacity"] = [
-            f"The {seats}. Tick “keep the existing attendees” to lower it anyway (nobody "
-            "loses a seat), or choose at least that many."
+            _("The %(seats)s. Tick “keep the existing attendees” to lower it anyway (nobody "
+              "loses a seat), or choose at least that many.", seats=seats)
         ]
     if values["status"] == EventStatus.CANCELLED and not event.is_cancelled and not confirm_cancel:
         errors["confirm_cancel"] = [
-            "Cancelling notifies every registrant and can't be undone: tick the box to confirm. "
-            "Nothing was changed."
+            _("Cancelling notifies every registrant and can't be undone: tick the box to "
+              "confirm. Nothing was changed.")
         ]
     return errors
 
@@ -98,7 +104,7 @@ def change_event(event: Event, cells: dict[str, str], now: datetime, *,
             db.session.flush()
     except services.ChangeRefused as exc:
         raise EditRefused({exc.refusal.field: [str(exc)]}, 409,
-                          error=f"Nothing was changed: {exc}.") from None
+                          error=_("Nothing was changed: %(reason)s.", reason=exc)) from None
     except IntegrityError:
         raise EditRefused({"slug": [SLUG_RACE]}, 409) from None
     return change
@@ -106,24 +112,23 @@ def change_event(event: Event, cells: dict[str, str], now: datetime, *,
 
 def change_summary(change: services.EventChange, cancelled: bool) -> str:
     """What a saved change did, in a line for the organiser."""
-    text = ("Event cancelled." if cancelled
-            else f"Saved: {', '.join(change.changed)} changed.")
+    text = (_("Event cancelled.") if cancelled
+            else _("Saved: %(fields)s changed.", fields=", ".join(change.changed)))
     if change.notified:
-        text += f" {_people(change.notified)} will be told by email."
+        text += " " + ngettext("%(num)d registrant will be told by email.",
+                               "%(num)d registrants will be told by email.", change.notified)
     if change.promoted:
-        text += f" {_people(change.promoted)} moved from the waiting list to a seat."
+        text += " " + ngettext("%(num)d registrant moved from the waiting list to a seat.",
+                               "%(num)d registrants moved from the waiting list to a seat.",
+                               change.promoted)
     return text
-
-
-def _people(count: int) -> str:
-    return f"{count} registrant{'' if count == 1 else 's'}"
 
 
 def retry_summary(too_late: int) -> str:
     """Why some failed messages were not retried, as a sentence to append ('' if none)."""
-    if too_late == 1:
-        return " 1 is past its window (it would arrive too late) and stays failed."
-    if too_late:
-        return (f" {too_late} are past their window (they would arrive too late) and "
-                "stay failed.")
-    return ""
+    if not too_late:
+        return ""
+    return " " + ngettext(
+        "%(num)d is past its window (it would arrive too late) and stays failed.",
+        "%(num)d are past their window (they would arrive too late) and stay failed.",
+        too_late)

@@ -17,6 +17,8 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from extensions import db
 from notifications import planner
@@ -141,7 +143,7 @@ def new_event():
         return _render_new(_with_errors(form, refused), refused.status, refused.error)
     auth.audit("event created", event.slug, {"fields": sorted(values)})
     db.session.commit()
-    flash(f"Event {event.slug} created.")
+    flash(_("Event %(slug)s created.", slug=event.slug))
     return redirect(url_for(".event_page", slug=event.slug), 303)
 
 
@@ -166,7 +168,7 @@ def save_event(slug):
     except EditRefused as refused:
         return _render_event(event, _with_errors(form, refused), refused.status, refused.error)
     if not change.changed:
-        flash("Nothing was changed: the form holds what is already stored.")
+        flash(_("Nothing was changed: the form holds what is already stored."))
         return redirect(url_for(".event_page", slug=event.slug), 303)
     cancelled = "status" in change.changed and event.is_cancelled
     auth.audit("event cancelled" if cancelled else "event changed", event.slug,
@@ -185,14 +187,14 @@ def retry_failed(slug):
     retried, too_late = planner.retry_failed(event.id, times.now())
     late_text = editing.retry_summary(too_late)
     if not retried:
-        error = ("Nothing to retry: there are no failed messages." if not too_late
-                 else "Nothing was retried:" + late_text)
+        error = (_("Nothing to retry: there are no failed messages.") if not too_late
+                 else _("Nothing was retried:") + late_text)
         return _render_event(event, EventForm(formdata=None, data=_form_data(event)), 409,
                              error=error)
     auth.audit("retry", event.slug, {"messages": retried, "too_late": too_late})
     db.session.commit()
-    flash(f"{retried} failed message{'' if retried == 1 else 's'} will be sent again "
-          f"shortly.{late_text}")
+    flash(ngettext("%(num)d failed message will be sent again shortly.",
+                   "%(num)d failed messages will be sent again shortly.", retried) + late_text)
     return redirect(url_for(".event_page", slug=event.slug) + "#messages", 303)
 
 
@@ -235,7 +237,7 @@ def preview_upload():
     upload = request.files.get("file")
     keep_seats = request.form.get("keep_seats") == "y"
     if upload is None or not upload.filename:
-        return _render_upload(422, error="Choose the programme's CSV file to upload.")
+        return _render_upload(422, error=_("Choose the programme's CSV file to upload."))
     filename = programme_upload.shown_filename(upload.filename)
     data = upload.read(programme.MAX_FILE_BYTES + 1)
     try:
@@ -269,7 +271,7 @@ def apply_upload():
                               filename=filename, keep_seats=keep_seats)
     except PreviewStale as stale:
         return _render_preview(filename, stale.plans, 409, data=data, keep_seats=keep_seats,
-                               notice=(
+                               notice=_(
             "The programme changed since your preview (someone else edited it), so this file "
             "would now do something else. Nothing was changed: check the preview below and "
             "confirm again."))
@@ -278,5 +280,6 @@ def apply_upload():
                 "updated": summary.updated, "unchanged": len(summary.unchanged),
                 "notified": summary.notified, "promoted": summary.promoted})
     db.session.commit()
-    flash(f"Programme {filename} applied: {summary}.")
+    # The summary is the importer's own words (`flask import-programme` prints them too).
+    flash(_("Programme %(filename)s applied: %(summary)s.", filename=filename, summary=summary))
     return redirect(url_for("organisers.dashboard"), 303)

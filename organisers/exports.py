@@ -14,6 +14,8 @@ from flask import (
     send_file,
     stream_with_context,
 )
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from extensions import db, read_only, writes_on_get
 from notifications.models import Message, MessageKind, MessageStatus
@@ -37,6 +39,11 @@ from registration.models import Event, Registration, RegistrationStatus
 bp = Blueprint("organiser_exports", __name__, url_prefix="/admin")
 
 SHOWN_UNREGISTERED = 10
+STATUS_LABELS = {
+    RegistrationStatus.CONFIRMED: _l("Confirmed"),
+    RegistrationStatus.WAITLISTED: _l("Waitlisted"),
+    RegistrationStatus.CANCELLED: _l("Cancelled"),
+}
 
 
 # -- exports ------------------------------------------------------------------------------------
@@ -47,10 +54,10 @@ def _status_filter() -> str | None:
     if not status:
         return None
     if status not in tuple(RegistrationStatus):
-        abort(400, description=(
-            f"There is no registration status {status[:40]!r}. Use status=confirmed, "
-            "status=waitlisted or status=cancelled, or leave it out to export everyone."
-        ))
+        abort(400, description=_(
+            "There is no registration status %(status)s. Use status=confirmed, "
+            "status=waitlisted or status=cancelled, or leave it out to export everyone.",
+            status=repr(status[:40])))
     return status
 
 
@@ -159,15 +166,15 @@ def _attendance_page(event: Event, status: int = 200, **context):
     return render_template(
         "organisers/attendance.html", event=event, counts=_attendance_counts(event),
         max_megabytes=MAX_REPORT_BYTES // 1024 // 1024, shown=SHOWN_UNREGISTERED,
-        statuses=tuple(RegistrationStatus), **context,
+        statuses=tuple(RegistrationStatus), status_labels=STATUS_LABELS, **context,
     ), status
 
 
 def _report_too_large(slug):
     return _attendance_page(
-        event_or_404(slug), 413, error=f"The file is larger than "
-        f"{MAX_REPORT_BYTES // 1024 // 1024} MB, far more than an attendee report: is it the "
-        "right file?")
+        event_or_404(slug), 413, error=_(
+            "The file is larger than %(megabytes)d MB, far more than an attendee report: is "
+            "it the right file?", megabytes=MAX_REPORT_BYTES // 1024 // 1024))
 
 
 @bp.route("/events/<slug>/attendance", methods=["GET", "POST"])
@@ -180,8 +187,8 @@ def attendance(slug):
         return _attendance_page(event)
     upload = request.files.get("report")
     if upload is None or not upload.filename:
-        return _attendance_page(event, 400, error="Choose the attendee report (a CSV file) "
-                                                  "to upload.")
+        return _attendance_page(event, 400, error=_("Choose the attendee report (a CSV file) "
+                                                    "to upload."))
     try:
         report = read_attendance_report(upload.read())
     except ReportRejected as exc:

@@ -4,6 +4,7 @@ The event form only carries text: its cells are checked by the programme importe
 (`registration.programme.check_event`), so the console and a CSV file accept the same events.
 """
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField, TextAreaField
 
@@ -13,8 +14,8 @@ from registration.models import EventKind, EventStatus, Language, Pillar
 class LoginForm(FlaskForm):
     """email, password, csrf_token."""
 
-    email = EmailField("Email")
-    password = PasswordField("Password")
+    email = EmailField(_l("Email"))
+    password = PasswordField(_l("Password"))
 
 
 class EventForm(FlaskForm):
@@ -25,28 +26,28 @@ class EventForm(FlaskForm):
 
     CHOICES = {
         "kind": [(kind, kind.capitalize()) for kind in EventKind],
-        "pillar": [("", "None")] + [(pillar, pillar.capitalize()) for pillar in Pillar],
+        "pillar": [("", _l("None"))] + [(pillar, pillar.capitalize()) for pillar in Pillar],
         "language": [(Language.EN, "English"), (Language.JA, "日本語")],
         "status": [(status, status.capitalize()) for status in EventStatus],
     }
 
-    slug = StringField("Slug (the address: /events/…)")
-    title = StringField("Title")
-    kind = StringField("Kind")
-    pillar = StringField("Pillar")
-    starts_at = StringField("Starts (in the time zone below)")
-    ends_at = StringField("Ends (in the time zone below)")
-    timezone = StringField("Time zone of these times")
-    capacity = StringField("Capacity (seats; blank for no limit)")
-    language = StringField("Language")
-    join_url = StringField("Join link")
-    location = StringField("Location")
-    description = TextAreaField("Description")
-    status = StringField("Status")
-    recording_url = StringField("Recording link")
-    keep_attendees = BooleanField("Keep the existing attendees (nobody loses a seat; new "
-                                  "sign-ups join the waiting list)")
-    confirm_cancel = BooleanField("Yes, cancel this session and notify its registrants")
+    slug = StringField(_l("Slug (the address: /events/…)"))
+    title = StringField(_l("Title"))
+    kind = StringField(_l("Kind"))
+    pillar = StringField(_l("Pillar"))
+    starts_at = StringField(_l("Starts (in the time zone below)"))
+    ends_at = StringField(_l("Ends (in the time zone below)"))
+    timezone = StringField(_l("Time zone of these times"))
+    capacity = StringField(_l("Capacity (seats; blank for no limit)"))
+    language = StringField(_l("Language"))
+    join_url = StringField(_l("Join link"))
+    location = StringField(_l("Location"))
+    description = TextAreaField(_l("Description"))
+    status = StringField(_l("Status"))
+    recording_url = StringField(_l("Recording link"))
+    keep_attendees = BooleanField(_l("Keep the existing attendees (nobody loses a seat; new "
+                                     "sign-ups join the waiting list)"))
+    confirm_cancel = BooleanField(_l("Yes, cancel this session and notify its registrants"))
 
     def cells(self, columns) -> dict[str, str]:
         """The submitted text of each programme column, as a CSV cell would hold it."""

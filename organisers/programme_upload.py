@@ -11,6 +11,8 @@ import zlib
 from datetime import datetime
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError
 
@@ -25,8 +27,9 @@ UPLOAD_MAX_BYTES = programme.MAX_FILE_BYTES + 64 * 1024
 # The signed file in its hidden field: base64 makes it 4/3 of the (compressed) size at worst.
 APPLY_MAX_BYTES = programme.MAX_FILE_BYTES * 4 // 3 + 64 * 1024
 PREVIEW_MAX_AGE_SECONDS = 3600
-TOO_LARGE = (f"The file is larger than {programme.MAX_FILE_BYTES // 1024 // 1024} MB; a "
-             "programme is far smaller. Is it the right file? Nothing was changed.")
+TOO_LARGE = _l("The file is larger than %(megabytes)d MB; a programme is far smaller. Is it "
+               "the right file? Nothing was changed.",
+               megabytes=programme.MAX_FILE_BYTES // 1024 // 1024)
 
 
 class UploadRefused(Exception):
@@ -58,10 +61,11 @@ def check_file(filename: str, data: bytes) -> None:
     """Refuse (415) a file that is plainly not a CSV, saying how to make one."""
     wrong_kind = binary_kind(data)
     if wrong_kind or not filename.lower().endswith(".csv"):
-        what = wrong_kind or "not a .csv file"
-        raise UploadRefused(415, (
-            f"{filename} is {what}. In Excel, choose File › Save a Copy › "
-            "“CSV UTF-8 (comma delimited)”, then upload that file. Nothing was changed."))
+        what = wrong_kind or _("not a .csv file")
+        raise UploadRefused(415, _(
+            "%(filename)s is %(what)s. In Excel, choose File › Save a Copy › "
+            "“CSV UTF-8 (comma delimited)”, then upload that file. Nothing was changed.",
+            filename=filename, what=what))
 
 
 def preview(data: bytes, now: datetime, *,
@@ -95,7 +99,7 @@ def apply(filename: str, data: bytes, promised: str, now: datetime, *,
     except programme.ProgrammeRejected as exc:
         raise UploadRefused(422, problems=exc.problems) from None
     except IntegrityError:
-        raise UploadRefused(409, (
+        raise UploadRefused(409, _(
             "The programme changed while it was being applied (another upload at the same "
             "time?); nothing was changed. Upload the file again.")) from None
     return summary
@@ -138,10 +142,11 @@ def unsign(token: str) -> tuple[str, bytes, str, bool]:
                                   programme.MAX_FILE_BYTES + 1)
         return payload["name"], data, payload["plan"], bool(payload.get("keep_seats"))
     except SignatureExpired:
-        raise UploadRefused(400, (
-            f"The preview is more than {PREVIEW_MAX_AGE_SECONDS // 60} minutes old; upload "
-            "the file again to see what it would do now. Nothing was changed.")) from None
+        raise UploadRefused(400, _(
+            "The preview is more than %(minutes)d minutes old; upload the file again to see "
+            "what it would do now. Nothing was changed.",
+            minutes=PREVIEW_MAX_AGE_SECONDS // 60)) from None
     except (BadSignature, ValueError, KeyError, TypeError, zlib.error):
-        raise UploadRefused(400, (
+        raise UploadRefused(400, _(
             "This is not a preview made here; upload the file again. Nothing was changed."
         )) from None

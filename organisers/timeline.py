@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from extensions import db
 from notifications.models import Message, MessageKind, MessageStatus
@@ -15,13 +17,13 @@ from registration.models import Event, Registration, RegistrationStatus
 PERSONAL_KINDS = (MessageKind.CONFIRMATION, MessageKind.WAITLISTED, MessageKind.PROMOTION,
                   MessageKind.CANCELLATION)
 KIND_LABELS = {
-    MessageKind.CONFIRMATION: "confirmation",
-    MessageKind.WAITLISTED: "waiting-list notice",
-    MessageKind.PROMOTION: "seat from the waiting list",
-    MessageKind.CANCELLATION: "cancellation",
-    MessageKind.REMINDER: "reminder",
-    MessageKind.UPDATE: "update",
-    MessageKind.FOLLOW_UP: "follow-up with the recording",
+    MessageKind.CONFIRMATION: _l("confirmation"),
+    MessageKind.WAITLISTED: _l("waiting-list notice"),
+    MessageKind.PROMOTION: _l("seat from the waiting list"),
+    MessageKind.CANCELLATION: _l("cancellation"),
+    MessageKind.REMINDER: _l("reminder"),
+    MessageKind.UPDATE: _l("update"),
+    MessageKind.FOLLOW_UP: _l("follow-up with the recording"),
 }
 FAILED_SHOWN = 200
 
@@ -78,7 +80,7 @@ def _skipped(event: Event) -> list[tuple[str, int]]:
         .group_by(Message.skip_reason)
         .order_by(sa.func.count().desc(), Message.skip_reason)
     )
-    return [(reason or "no reason recorded", count) for reason, count in rows]
+    return [(reason or _("no reason recorded"), count) for reason, count in rows]
 
 
 def event_overview(event: Event, now: datetime, local_zone: tzinfo) -> dict:

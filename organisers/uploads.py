@@ -5,15 +5,16 @@ import functools
 from collections.abc import Callable
 
 from flask import request
+from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from extensions import csrf
 
 # Files people pick by mistake instead of the CSV, by their first bytes.
 BINARY_SIGNATURES = {
-    b"PK\x03\x04": "an Excel workbook (.xlsx) or another zipped file",
-    b"\xd0\xcf\x11\xe0": "an old Excel workbook (.xls)",
-    b"%PDF": "a PDF",
+    b"PK\x03\x04": _l("an Excel workbook (.xlsx) or another zipped file"),
+    b"\xd0\xcf\x11\xe0": _l("an old Excel workbook (.xls)"),
+    b"%PDF": _l("a PDF"),
 }
 
 

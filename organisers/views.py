@@ -2,6 +2,7 @@
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 
 from extensions import db, limiter
 from organisers import auth, throttle
@@ -12,7 +13,7 @@ from registration import times
 
 bp = Blueprint("organisers", __name__, url_prefix="/admin")
 
-SIGN_IN_FAILED = "Wrong email or password."
+SIGN_IN_FAILED = _l("Wrong email or password.")
 
 
 @bp.after_app_request
