@@ -131,6 +131,7 @@ def join_link(message: Message) -> str | None:
         return None
     return message.event.join_url
 
+
 # Each kind's subject, translated as the message is built, in its reader's language.
 SUBJECTS = {
     MessageKind.CONFIRMATION: _l("Confirmed: %(title)s"),
@@ -265,6 +266,9 @@ def _render(message: Message, config, now: datetime, language: str) -> tuple[str
         "name": display_name(registration.name),
         "event": event,
         "title": title,
+        # The session's own words (title, description) carry their language where it is not
+        # the reader's, so that a screen reader says them right.
+        "event_lang": event.language if event.language != language else None,
         "when": _format_when(event.starts_at, event.ends_at, zone, language),
         "manage_url": manage_url(registration, config["BASE_URL"]),
         "join_url": join_link(message),

@@ -201,6 +201,16 @@ def test_a_description_in_the_other_language_carries_its_own_lang(app):
     assert "セッションの内容" in html
 
 
+def test_the_title_carries_its_own_lang_only_where_it_is_not_the_readers(app):
+    message, _ = queued("confirmation", "en", title="気候ファイナンス入門", language="ja")
+    _, html = parts(parsed_mail(app, message))
+    assert 'for “<strong lang="ja">気候ファイナンス入門</strong>”' in html
+    message, _ = queued("confirmation", "ja", title="気候ファイナンス入門", language="ja",
+                        slug="kikou")
+    _, html = parts(parsed_mail(app, message))
+    assert "「<strong>気候ファイナンス入門</strong>」" in html
+
+
 def test_a_reminder_without_a_description_has_no_empty_heading(app):
     message, now = queued("reminder", "en", description="")
     text, html = parts(parsed_mail(app, message, now))
@@ -211,7 +221,7 @@ def test_markup_in_a_title_is_escaped_in_the_html_sentences(app):
     message, _ = queued("confirmation", "ja", title="<img src=x onerror=alert(1)>")
     text, html = parts(parsed_mail(app, message))
     assert "<img" not in html
-    assert "「<strong>&lt;img src=x onerror=alert(1)&gt;</strong>」" in html
+    assert '「<strong lang="en">&lt;img src=x onerror=alert(1)&gt;</strong>」' in html
     assert "「<img src=x onerror=alert(1)>」" in text
 
 
