@@ -24,7 +24,8 @@ def browser():
         browser.close()
 
 
-@pytest.mark.parametrize("reader, label", [("en", "Join the session"), ("ja", "参加する")])
+@pytest.mark.parametrize("reader, label", [("en", "Join the session"),
+                                           ("ja", "セッションに参加する")])
 def test_on_a_phone_the_join_button_is_big_clear_and_nothing_scrolls_sideways(
         app, browser, tmp_path, reader, label):
     description = "How cities fund climate action.\nBring your questions."

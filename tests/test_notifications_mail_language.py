@@ -172,14 +172,14 @@ def test_no_join_button_without_a_join_link(app, kind):
 def test_messages_without_a_seat_link_have_no_join_button(app, kind):
     message, now = queued(kind, "ja")
     _, html = parts(parsed_mail(app, message, now))
-    assert BUTTON.findall(html) == [] and "参加する" not in html
+    assert BUTTON.findall(html) == [] and "セッションに参加する" not in html
 
 
 def test_the_japanese_join_button_is_in_japanese(app):
     message, now = queued("reminder", "ja")
     _, html = parts(parsed_mail(app, message, now))
     assert BUTTON.findall(html) == [JOIN]
-    assert ">参加する</a>" in html
+    assert ">セッションに参加する</a>" in html
 
 
 def test_the_reminder_carries_the_description_escaped_with_its_line_breaks(app):
