@@ -13,11 +13,14 @@ from email.headerregistry import HeaderRegistry
 from email.message import MIMEPart
 
 from flask import render_template
+from flask_babel import force_locale, ngettext
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from notifications import ical
 from notifications.models import JOIN_LINK_KINDS, Message, MessageKind
 from registration import addresses, times, tokens
-from registration.models import RegistrationStatus
+from registration.models import Language, RegistrationStatus
 
 
 # The email package's modern API with the SMTP policies checks every header it is given (no CR
@@ -128,25 +131,17 @@ def join_link(message: Message) -> str | None:
         return None
     return message.event.join_url
 
+
+# Each kind's subject, translated as the message is built, in its reader's language.
 SUBJECTS = {
-    "en": {
-        "confirmation": "Confirmed: {title}",
-        "waitlisted": "Waiting list: {title}",
-        "promotion": "A seat is yours: {title}",
-        "cancellation": "Cancelled: {title}",
-        "reminder": "Reminder: {title}, {soon}",
-        "update": "Changed: {title}",
-        "follow_up": "Recording: {title}",
-    },
-    "ja": {
-        "confirmation": "登録完了: {title}",
-        "waitlisted": "キャンセル待ち: {title}",
-        "promotion": "お席が確保されました: {title}",
-        "cancellation": "キャンセル: {title}",
-        "reminder": "リマインダー: {title}（{soon}）",
-        "update": "変更のお知らせ: {title}",
-        "follow_up": "録画のご案内: {title}",
-    },
+    MessageKind.CONFIRMATION: _l("Confirmed: %(title)s"),
+    MessageKind.WAITLISTED: _l("Waiting list: %(title)s"),
+    MessageKind.PROMOTION: _l("A seat is yours: %(title)s"),
+    MessageKind.CANCELLATION: _l("Cancelled: %(title)s"),
+    # TRANSLATORS: %(soon)s says how far off the session is: "in 7 days", "in 1 hour".
+    MessageKind.REMINDER: _l("Reminder: %(title)s, %(soon)s"),
+    MessageKind.UPDATE: _l("Changed: %(title)s"),
+    MessageKind.FOLLOW_UP: _l("Recording: %(title)s"),
 }
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -202,66 +197,85 @@ def manage_url(registration, base_url: str) -> str | None:
     return f"{base_url}/r/{tokens.manage_token(registration)}"
 
 
-# How far ahead a session is, in words: "in 7 days" / "7日後".
-_UNIT_WORDS = {
-    "en": {"d": ("in {n} day", "in {n} days"), "h": ("in {n} hour", "in {n} hours"),
-           "m": ("in {n} minute", "in {n} minutes")},
-    "ja": {"d": ("{n}日後", "{n}日後"), "h": ("{n}時間後", "{n}時間後"),
-           "m": ("{n}分後", "{n}分後")},
-}
-_CHANGE_WORDS = {
-    "ja": {"time": "日時", "title": "タイトル", "description": "内容", "join link": "参加リンク",
-           "location": "場所"},
+# What changed, as an update email names it: "The time and title of “…” changed."
+CHANGE_WORDS = {
+    # TRANSLATORS: this and the next few name what changed in a session, for "The %(changes)s
+    # of “%(title)s” changed."
+    "time": _l("time"),
+    "title": _l("title"),
+    "description": _l("description"),
+    "join link": _l("join link"),
+    "location": _l("location"),
+    "details": _l("details"),
 }
 
 
-def time_left_words(left: timedelta, language: str) -> str:
-    """How far off the start is, in words, measured when the email is built: a reminder sent
-    late in its window says what is true then ("in 5 hours", not "in 1 day")."""
+def time_left_words(left: timedelta) -> str:
+    """How far off the start is, in words of the current language, measured when the email is
+    built: a reminder sent late in its window says what is true then ("in 5 hours", not "in 1
+    day")."""
     minutes = max(round(left.total_seconds() / 60), 1)
     if minutes < 90:
-        count, unit = (1, "h") if 50 <= minutes <= 70 else (minutes, "m")
-    elif minutes < 22 * 60:
-        count, unit = round(minutes / 60), "h"
-    else:
-        count, unit = round(minutes / (24 * 60)), "d"
-    one, many = _UNIT_WORDS[language][unit]
-    return (one if count == 1 else many).format(n=count)
+        if 50 <= minutes <= 70:
+            return ngettext("in %(num)d hour", "in %(num)d hours", 1)
+        return ngettext("in %(num)d minute", "in %(num)d minutes", minutes)
+    if minutes < 22 * 60:
+        return ngettext("in %(num)d hour", "in %(num)d hours", round(minutes / 60))
+    return ngettext("in %(num)d day", "in %(num)d days", round(minutes / (24 * 60)))
 
 
-def _changed_words(changed: list[str], language: str) -> str:
-    words = [_CHANGE_WORDS.get(language, {}).get(item, item) for item in changed]
-    if language == "ja":
-        return "・".join(words)
-    return " and ".join(words) if len(words) <= 2 else ", ".join(words[:-1]) + " and " + words[-1]
+def changed_words(changed: list[str]) -> str:
+    """What changed, as a list in words of the current language: "time, title and location"."""
+    words = [str(CHANGE_WORDS.get(item, item)) for item in changed]
+    if len(words) <= 1:
+        return "".join(words)
+    # TRANSLATORS: joins the items of a list but the last: "time, title" (then " and location").
+    head = _(", ").join(words[:-1])
+    # TRANSLATORS: the end of a list: "time, title and location".
+    return _("%(items)s and %(last)s", items=head, last=words[-1])
+
+
+LANGUAGES = frozenset(Language)
 
 
 def render(message: Message, config, now: datetime) -> tuple[str, str, str]:
     """The subject, plain text and HTML of a message, in its recipient's language and zone."""
+    language = message.registration.language
+    language = language if language in LANGUAGES else Language.EN
+    # The dispatcher has no request to take a language from: every message, words and
+    # subject, is rendered in its own reader's language, whatever the one before was.
+    with force_locale(language):
+        return _render(message, config, now, language)
+
+
+def _render(message: Message, config, now: datetime, language: str) -> tuple[str, str, str]:
     registration, event = message.registration, message.event
-    language = registration.language if registration.language in SUBJECTS else "en"
     detail = message.detail or {}
+    # The zone is the reader's, given explicitly: force_locale changes the language only.
+    zone = registration.timezone
     old_when = None
     if "old_starts_at" in detail:
-        old_when = times.format_when(
-            datetime.fromisoformat(detail["old_starts_at"]),
-            datetime.fromisoformat(detail["old_ends_at"]),
-            registration.timezone, language,
-        )
+        old_when = _format_when(datetime.fromisoformat(detail["old_starts_at"]),
+                                datetime.fromisoformat(detail["old_ends_at"]), zone, language)
     is_reminder = message.kind == MessageKind.REMINDER
-    soon = time_left_words(event.starts_at - now, language) if is_reminder else ""
+    soon = time_left_words(event.starts_at - now) if is_reminder else ""
+    title = display_name(event.title)
     context = {
         "kind": message.kind,
         "lang": language,
         "name": display_name(registration.name),
         "event": event,
-        "when": _format_when(
-            event.starts_at, event.ends_at, registration.timezone, registration.language
-        ),
+        "title": title,
+        # The session's own words (title, description) carry their language where it is not
+        # the reader's, so that a screen reader says them right.
+        "event_lang": event.language if event.language != language else None,
+        "when": _format_when(event.starts_at, event.ends_at, zone, language),
         "manage_url": manage_url(registration, config["BASE_URL"]),
         "join_url": join_link(message),
         "event_url": f"{config['BASE_URL']}/events/{event.slug}",
         "has_invite": message.ical_method is not None,
+        "sender": config["MAIL_FROM_NAME"],
+        "programme": config["PROGRAMME_NAME"],
         "organiser_email": config["ORGANISER_EMAIL"],
         "registration_status": registration.status,
         # From the platform's attendee report: True, False, or None before one is uploaded.
@@ -270,12 +284,11 @@ def render(message: Message, config, now: datetime) -> tuple[str, str, str]:
         "is_last": bool(detail.get("is_last")),
         "old_when": old_when,
         "time_changed": "time" in detail.get("changed", ()),
-        "changed_words": _changed_words(detail.get("changed", ["details"]), language),
+        "changed_words": changed_words(detail.get("changed", ["details"])),
     }
     text = render_template(f"emails/{message.kind}.txt", **context)
     html = render_template(f"emails/{message.kind}.html", **context)
-    subject = SUBJECTS[language][message.kind].format(title=display_name(event.title),
-                                                      soon=soon)
+    subject = str(SUBJECTS[message.kind]) % {"title": title, "soon": soon}
     return subject, text, html
 
 
