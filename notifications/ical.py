@@ -5,6 +5,8 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from icalendar import Calendar, vCalAddress
 from icalendar import Event as VEvent
 
@@ -80,11 +82,14 @@ def _invite(event, registration, method, sequence, organiser_email, now, *, orga
     join_url = join_url if is_request else None
 
     lines = [event.description.strip()] if event.description else []
-    if join_url:
-        lines.append(f"Join: {join_url}")
-    if not is_request:
-        lines.append("The organisers cancelled this session." if event.is_cancelled
-                     else "This registration is cancelled.")
+    # The invite's own words are in its reader's language, as the email around it is (and
+    # the same in the downloaded copy, which a manage page in another language offers).
+    with force_locale(registration.language):
+        if join_url:
+            lines.append(_("Join: %(url)s", url=join_url))
+        if not is_request:
+            lines.append(_("The organisers cancelled this session.") if event.is_cancelled
+                         else _("This registration is cancelled."))
 
     email = attendee_email or registration.email
     calendar, shared = _shared(

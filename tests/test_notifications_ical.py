@@ -38,6 +38,7 @@ def a_registration(**fields):
         "name": "Aiko Tanaka",
         "email": "aiko.tanaka@example.org",
         "status": "confirmed",
+        "language": "en",
         "ical_uid": "3f1c9a4e-0d7b-4a55-9d0e-2b8f6f1e8c11@forum-signup",
     }
     values.update(fields)
@@ -123,6 +124,18 @@ def test_cancel_invite_keeps_the_uid_and_carries_no_join_link():
     assert vevent.status.value == "CANCELLED"
     assert "url" not in vevent.contents
     assert b"meet.example.org" not in data
+
+
+def test_the_invites_own_words_are_in_the_readers_language(app):
+    japanese = a_registration(language="ja")
+    request = vobject.readOne(make_invite(registration=japanese,
+                                          join_url="https://meet.example.org/j/1").decode())
+    assert "参加リンク: https://meet.example.org/j/1" in request.vevent.description.value
+    cancel = vobject.readOne(make_invite(method="CANCEL", sequence=1,
+                                         registration=japanese).decode())
+    assert "このご登録はキャンセルされました。" in cancel.vevent.description.value
+    english = vobject.readOne(make_invite(join_url="https://meet.example.org/j/1").decode())
+    assert "Join: https://meet.example.org/j/1" in english.vevent.description.value
 
 
 def test_request_without_a_join_link_given_carries_none():
