@@ -257,6 +257,23 @@ def new_page(browser, width: int, **context_options):
     return context.new_page()
 
 
+@pytest.fixture(scope="module")
+def tab(browser):
+    """A browser tab of a given width, kept for the module's tests (a fresh context costs as
+    much as a page load); every address they open names its language, so the cookie left by
+    one page does not decide the next."""
+    tabs = {}
+
+    def at_width(width: int):
+        if width not in tabs:
+            tabs[width] = new_page(browser, width)
+        return tabs[width]
+
+    yield at_width
+    for page in tabs.values():
+        page.context.close()
+
+
 def axe_violations(page) -> list[dict]:
     from axe_playwright_python.sync_playwright import Axe
 

@@ -16,6 +16,7 @@ from tests.browser import (
     new_page,
     open_page,
     site,  # noqa: F401  (fixture)
+    tab,  # noqa: F401  (fixture)
 )
 from tests.conftest import ORGANISER_EMAIL, ORGANISER_PASSWORD
 
@@ -28,15 +29,12 @@ NARROW = 320
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("lang", LANGUAGES)
 @pytest.mark.parametrize("name", PAGES)
-def test_no_axe_violations(site, browser, name, lang, width):  # noqa: F811
-    page = new_page(browser, width)
-    try:
-        open_page(page, site, name, lang)
-        violations = axe_violations(page)
-        assert not violations, describe_violations(
-            violations, f"{name} ({lang}, {width} px) at {page.url}")
-    finally:
-        page.context.close()
+def test_no_axe_violations(site, tab, name, lang, width):  # noqa: F811
+    page = tab(width)
+    open_page(page, site, name, lang)
+    violations = axe_violations(page)
+    assert not violations, describe_violations(
+        violations, f"{name} ({lang}, {width} px) at {page.url}")
 
 
 def scroll_width(page) -> int:
@@ -45,13 +43,10 @@ def scroll_width(page) -> int:
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 @pytest.mark.parametrize("name", PAGES)
-def test_nothing_scrolls_sideways_at_320_px(site, browser, name, lang):  # noqa: F811
-    page = new_page(browser, NARROW)
-    try:
-        open_page(page, site, name, lang)
-        assert scroll_width(page) <= NARROW, (name, lang, scroll_width(page), widest(page))
-    finally:
-        page.context.close()
+def test_nothing_scrolls_sideways_at_320_px(site, tab, name, lang):  # noqa: F811
+    page = tab(NARROW)
+    open_page(page, site, name, lang)
+    assert scroll_width(page) <= NARROW, (name, lang, scroll_width(page), widest(page))
 
 
 def widest(page) -> list:
@@ -78,22 +73,19 @@ def test_the_console_dashboard_does_not_scroll_sideways_at_320_px(site, browser)
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_every_page_has_one_h1_and_a_title_of_its_own(site, browser, lang):  # noqa: F811
-    page = new_page(browser, WIDTHS[0])
+def test_every_page_has_one_h1_and_a_title_of_its_own(site, tab, lang):  # noqa: F811
+    page = tab(WIDTHS[0])
     titles, problems = {}, []
-    try:
-        for name in PAGES:
-            try:
-                open_page(page, site, name, lang)
-            except AssertionError as exc:
-                problems.append(str(exc))
-                continue
-            headings = page.locator("h1").all_inner_texts()
-            if len(headings) != 1:
-                problems.append(f"{name} has {len(headings)} h1: {headings}")
-            titles[name] = page.title()
-    finally:
-        page.context.close()
+    for name in PAGES:
+        try:
+            open_page(page, site, name, lang)
+        except AssertionError as exc:
+            problems.append(str(exc))
+            continue
+        headings = page.locator("h1").all_inner_texts()
+        if len(headings) != 1:
+            problems.append(f"{name} has {len(headings)} h1: {headings}")
+        titles[name] = page.title()
     for title in set(titles.values()):
         names = [name for name in titles if titles[name] == title]
         if len(names) > 1:

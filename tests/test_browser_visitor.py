@@ -20,6 +20,7 @@ from tests.browser import (
     new_page,
     open_page,
     site,  # noqa: F401  (fixture)
+    tab,  # noqa: F401  (fixture)
 )
 from tests.conftest import ATTENDEE
 
@@ -31,10 +32,12 @@ SUBMIT = "form[method=post] button[type=submit]"
 
 
 @pytest.fixture
-def page(browser):  # noqa: F811
-    page = new_page(browser, WIDE, locale="en-GB", timezone_id="Europe/London")
-    yield page
-    page.context.close()
+def page(tab):  # noqa: F811
+    page = tab(WIDE)
+    # Each test starts from no page and no language chosen.
+    page.context.clear_cookies()
+    page.goto("about:blank")
+    return page
 
 
 def focused(page, selector: str) -> bool:
