@@ -91,3 +91,14 @@ def test_every_page_has_one_h1_and_a_title_of_its_own(site, tab, lang):  # noqa:
         if len(names) > 1:
             problems.append(f"{' and '.join(names)} share the title {title!r}")
     assert not problems, "\n".join(problems)
+
+
+def test_the_axe_check_finds_what_it_should(tab):  # noqa: F811
+    # The harness itself: axe runs with the promised tags and reports rule, impact and target.
+    page = tab(WIDTHS[1])
+    page.set_content("<!doctype html><html><head><title>t</title></head><body><main>"
+                     "<img src='data:,'><input id='x'></main></body></html>")
+    violations = axe_violations(page)
+    message = describe_violations(violations, "a made-up page")
+    assert {"html-has-lang", "image-alt", "label"} <= {v["id"] for v in violations}, message
+    assert "- image-alt (critical): " in message and " at img" in message, message

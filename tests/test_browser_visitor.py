@@ -266,6 +266,19 @@ def focus_problems(page, where: str) -> list[str]:
     return problems
 
 
+def test_the_focus_check_finds_a_faint_ring_and_a_missing_one(page):
+    # The check itself, on a made-up page (inline styles are fine here: no CSP applies).
+    page.set_content("<!doctype html><html lang='en'><body style='background:#fff'>"
+                     "<a href='#a' id='faint' style='outline:2px solid #ccc'>a</a>"
+                     "<button id='none' style='outline:none'>b</button>"
+                     "<input id='fine' style='outline:3px solid #1d70b8'></body></html>")
+    problems = focus_problems(page, "made-up")
+    assert len(problems) == 2, problems
+    assert "a#faint[href=#a]'s focus ring rgb(204, 204, 204) has 1.61:1" in problems[0]
+    assert "button#none shows no outline or box-shadow" in problems[1]
+    assert contrast((0, 0, 0), (255, 255, 255)) == pytest.approx(21)
+
+
 @pytest.mark.parametrize("lang", ["en", "ja"])
 def test_every_control_shows_a_focus_ring_of_3_to_1(site, page, lang):  # noqa: F811
     problems = []
