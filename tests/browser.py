@@ -219,7 +219,7 @@ def open_cancelled(page, site, lang):
     status = _goto(page, site.at(f"/r/{token}/cancel", lang))
     if status != 200:
         return f"{status} for the cancel confirmation"
-    return _send(page, f"form[action$='/r/{token}/cancel'] button[type=submit]")
+    return _send(page, f"form[action*='/r/{token}/cancel'] button[type=submit]")
 
 
 PAGES = {
