@@ -19,6 +19,11 @@ from tests.browser import (
 from tests.conftest import migrate
 from tests.servers import ROOT
 
+# Each language seen as a visitor who reads it would see it (the times re-rendered where they
+# are), and the same pictures on every machine whatever its own zone.
+VISITORS = {"en": {"locale": "en-GB", "timezone_id": "Europe/London"},
+            "ja": {"locale": "ja-JP", "timezone_id": "Asia/Tokyo"}}
+
 
 def take_screenshots(folder: Path) -> list[str]:
     """Write the PNGs; return the problems met on the way (a page answering the wrong status is
@@ -38,7 +43,7 @@ def take_screenshots(folder: Path) -> list[str]:
                 for name in PAGES:
                     for lang in LANGUAGES:
                         for width in WIDTHS:
-                            page = new_page(browser, width)
+                            page = new_page(browser, width, **VISITORS[lang])
                             try:
                                 open_page(page, site, name, lang)
                             except Exception as exc:  # noqa: BLE001  (say it, photograph on)
