@@ -254,6 +254,8 @@ def new_page(browser, width: int, **context_options):
                                   **context_options)
     # Every page here answers in milliseconds: a missing element fails in seconds, not 30.
     context.set_default_timeout(ACTION_TIMEOUT_MS)
+    # A page load waits for gunicorn's workers, which a busy CI machine slows down.
+    context.set_default_navigation_timeout(3 * ACTION_TIMEOUT_MS)
     return context.new_page()
 
 
