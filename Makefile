@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export FLASK_APP := app
 
-.PHONY: run test bench lint clean translations catalogues messages
+.PHONY: run test bench lint clean translations catalogues messages screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ run: catalogues
 
 test: catalogues
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# A PNG of every attendee page in both languages at 1280 and 375 px, under screenshots/, from
+# the browser tests' own data (needs Debian's chromium and fonts-noto-cjk).
+screenshots: catalogues
+	$(BIN)/python -m tests.screenshots
 
 bench: $(STAMP)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -38,7 +38,8 @@ def _psycopg_url(url: str) -> str:
     return "postgresql+psycopg:" + rest if scheme in ("postgresql", "postgres") else url
 
 
-def _migrate(url: str, tmp_path) -> None:
+def migrate(url: str, tmp_path) -> None:
+    """Bring a database to the newest migration."""
     app = create_app(base_config(url, tmp_path))
     with app.app_context():
         from flask_migrate import upgrade
@@ -71,7 +72,7 @@ def sqlite_template(tmp_path_factory):
     """A migrated SQLite file, copied for each test (migrating once is much faster)."""
     folder = tmp_path_factory.mktemp("sqlite-template")
     path = folder / "template.sqlite3"
-    _migrate(f"sqlite:///{path}", folder)
+    migrate(f"sqlite:///{path}", folder)
     return path
 
 
@@ -84,18 +85,18 @@ def postgres_database(tmp_path_factory):
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    _migrate(url, tmp_path_factory.mktemp("pg"))
+    migrate(url, tmp_path_factory.mktemp("pg"))
     yield url
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request, tmp_path):
-    """A fresh, migrated, empty database of each kind."""
-    if request.param == "sqlite":
-        path = tmp_path / "forum.sqlite3"
+def fresh_database(request, backend: str, folder) -> str:
+    """A migrated, empty database of this kind: a copy of the SQLite template in the folder,
+    or the run's PostgreSQL database emptied."""
+    if backend == "sqlite":
+        path = folder / "forum.sqlite3"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite:///{path}"
     url = request.getfixturevalue("postgres_database")
@@ -105,6 +106,19 @@ def database_url(request, tmp_path):
         conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
     engine.dispose()
     return url
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path):
+    """A fresh, migrated, empty database of each kind."""
+    return fresh_database(request, request.param, tmp_path)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_database_url(request, tmp_path_factory):
+    """A fresh database of each kind shared by a module's tests (browser tests set up their data
+    once and serve it from one server); no test of such a module may ask for database_url."""
+    return fresh_database(request, request.param, tmp_path_factory.mktemp("module-db"))
 
 
 class FreshGlobalsClient(FlaskClient):

@@ -1,0 +1,292 @@
+"""The attendee's pages as a browser reaches them, defined once for the browser tests and for
+`make screenshots`: the data they need, the way to open each one, Debian's Chromium under
+Playwright, and axe-core (the copy axe-playwright-python ships)."""
+
+import itertools
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from extensions import db
+from tests.conftest import ATTENDEE, base_config, make_app, make_event, make_organiser
+from tests.servers import GunicornServer
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+HOW_TO_ENABLE = ("`apt-get install chromium fonts-noto-cjk` (and the test extras, for Playwright) "
+                 "runs the browser tests")
+# Without the background-networking switches Chromium keeps reaching for Google's hosts, which
+# this machine's closed network refuses many times a second; root has no sandbox.
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SECRET_KEY = "browser-test-secret-key"
+WORKERS = 3  # a browser loads a page, its stylesheet and script on parallel connections
+
+LANGUAGES = ("en", "ja")
+WIDTHS = (1280, 375)
+HEIGHT = {1280: 800, 375: 812, 320: 640}
+ACTION_TIMEOUT_MS = 5000
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21aa", "wcag22aa"]
+
+# A session at 03:00-04:30 in Berlin in July (summer time everywhere involved): 10:00-11:30 in
+# Tokyo, 21:00 the day before in New York.
+NIGHT_START = (3, 0)
+NIGHT_LENGTH = timedelta(hours=1, minutes=30)
+
+
+def missing_browser() -> str | None:
+    """Why the browser tests can't run here, in one line, or None when they can."""
+    if not Path(CHROMIUM).exists():
+        return f"Chromium is not installed: {HOW_TO_ENABLE}"
+    try:
+        import axe_playwright_python  # noqa: F401
+        import playwright.sync_api  # noqa: F401
+    except ImportError as exc:
+        return f"{exc.name} is not installed: {HOW_TO_ENABLE}"
+    return None
+
+
+def launch(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+
+
+@dataclass
+class Site:
+    """The server's address and what the seeded data is called."""
+
+    url: str
+    open_slug: str  # takes sign-ups, no cap
+    full_slug: str  # one seat, taken; three people waiting
+    night_slug: str  # 03:00-04:30 Berlin, in July
+    seat_token: str
+    waiting_token: str  # number 3 on the waiting list
+    cancel_token: str  # a seat holder whose cancel confirmation is shown (never pressed)
+    spare_tokens: list[str] = field(default_factory=list)  # seat holders to cancel, one a visit
+    emails: itertools.count = field(default_factory=itertools.count)
+    app: object = None  # the app on the same database, for looking at what was stored
+
+    def at(self, path: str, lang: str | None) -> str:
+        if lang is None:
+            return self.url + path
+        return f"{self.url}{path}{'&' if '?' in path else '?'}lang={lang}"
+
+    def new_email(self) -> str:
+        return f"browser.{next(self.emails)}@example.org"
+
+
+def next_july_night(now: datetime) -> datetime:
+    """03:00 Berlin on the first 14 July at least a month away (the session must not have begun
+    by the time the tests run)."""
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    year = now.year
+    while True:
+        start = datetime(year, 7, 14, *NIGHT_START, tzinfo=berlin)
+        if start - now > timedelta(days=30):
+            return start.astimezone(UTC)
+        year += 1
+
+
+def seed(now: datetime, spare: int = 12) -> dict:
+    """The pages' data, through the app's own sign-up (inside an app context); the server reads
+    the real clock, so sessions are placed relative to `now`."""
+    from registration import services, tokens
+
+    def session(slug, title, **fields):
+        fields.setdefault("starts_at", now + timedelta(days=30))
+        return make_event(slug=slug, title=title, created_at=now, updated_at=now, **fields)
+
+    def person(event, n, **fields):
+        values = {**ATTENDEE, "name": f"Person {n}", "email": f"person.{n}@example.org",
+                  "email_key": f"person.{n}@example.org", "consent_version": "2025-06", **fields}
+        return services.sign_up(event, services.Applicant(**values), now)
+
+    open_event = session("climate-finance-101", "Climate finance 101")
+    full = session("resilient-ports", "Resilient ports", capacity=1)
+    night_start = next_july_night(now)
+    session("night-owls", "Night owls: heat action plans", starts_at=night_start,
+            ends_at=night_start + NIGHT_LENGTH)
+    seat = person(open_event, 1)
+    person(full, 2)
+    waiting = [person(full, n) for n in (3, 4, 5)]
+    cancelled = session("cities-and-data", "Cities and data")
+    holders = [person(cancelled, 10 + n) for n in range(spare + 1)]
+    make_organiser()
+    db.session.commit()
+    return {
+        "open_slug": open_event.slug, "full_slug": full.slug, "night_slug": "night-owls",
+        "seat_token": tokens.manage_token(seat), "waiting_token": tokens.manage_token(waiting[-1]),
+        "cancel_token": tokens.manage_token(holders[0]),
+        "spare_tokens": [tokens.manage_token(holder) for holder in holders[1:]],
+    }
+
+
+def server_settings(database_url: str, folder: Path, base_url: str) -> dict:
+    return {
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": SECRET_KEY,
+        "BASE_URL": base_url,
+        "SCHEDULER": "off",
+        "RATELIMIT_ENABLED": "false",
+        "MAIL_BACKEND": "file",
+        "MAIL_OUTBOX_DIR": str(folder / "outbox"),
+    }
+
+
+def seeded_app(database_url: str, folder: Path, now: datetime):
+    """The app on this (migrated, empty) database with the pages' data added; returns the app
+    (its context closed) and the seeded names."""
+    app = make_app({**base_config(database_url, folder), "SECRET_KEY": SECRET_KEY,
+                    "CLOCK": lambda: now})
+    with app.app_context():
+        names = seed(now)
+        db.session.remove()
+        db.engine.dispose()
+    return app, names
+
+
+def start_site(database_url: str, folder: Path, log_name="gunicorn.log"):
+    """Seed the database, start gunicorn on it; returns (server, site). Stop the server."""
+    now = datetime.now(UTC)
+    app, names = seeded_app(database_url, folder, now)
+    server = GunicornServer("app:create_app()", workers=WORKERS, log_path=folder / log_name)
+    server.start(server_settings(database_url, folder, server.url))
+    return server, Site(url=server.url, app=app, **names)
+
+
+@pytest.fixture(scope="module")
+def site(module_database_url, tmp_path_factory):
+    """One gunicorn server for the module's tests, on each kind of database, data seeded."""
+    server, site = start_site(module_database_url, tmp_path_factory.mktemp("site"))
+    yield site
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the module."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+# The pages: each opener leaves the page loaded and returns the HTTP status it answered with.
+
+def _goto(page, url):
+    return page.goto(url).status
+
+
+def _send(page, button="form[method=post] button[type=submit]"):
+    with page.expect_navigation() as navigation:
+        page.click(button)
+    return navigation.value.status
+
+
+def fill_sign_up(page, email: str) -> None:
+    """Fill the event page's form as a person would; the type of organisation may be a select
+    or radios."""
+    page.fill("#name", ATTENDEE["name"])
+    page.fill("#email", email)
+    page.fill("#organisation", ATTENDEE["organisation"])
+    radio = page.locator(f"input[name=affiliation][value={ATTENDEE['affiliation']}]")
+    if radio.count():
+        radio.check()
+    else:
+        page.select_option("select[name=affiliation]", ATTENDEE["affiliation"])
+    page.select_option("#country", ATTENDEE["country"])
+    page.check("input[name=consent]")
+
+
+def open_form_with_errors(page, site, lang):
+    _goto(page, site.at(f"/events/{site.open_slug}", lang))
+    return _send(page)
+
+
+def open_thank_you(page, site, lang):
+    _goto(page, site.at(f"/events/{site.open_slug}", lang))
+    fill_sign_up(page, site.new_email())
+    return _send(page)
+
+
+def open_cancelled(page, site, lang):
+    token = site.spare_tokens.pop()
+    status = _goto(page, site.at(f"/r/{token}/cancel", lang))
+    if status != 200:
+        return f"{status} for the cancel confirmation"
+    return _send(page, f"form[action*='/r/{token}/cancel'] button[type=submit]")
+
+
+PAGES = {
+    "programme": (200, lambda page, site, lang: _goto(page, site.at("/", lang))),
+    "event": (200, lambda page, site, lang: _goto(page, site.at(f"/events/{site.open_slug}",
+                                                                 lang))),
+    "form-errors": (422, open_form_with_errors),
+    "thank-you": (200, open_thank_you),
+    "manage-seat": (200, lambda page, site, lang: _goto(page, site.at(f"/r/{site.seat_token}",
+                                                                       lang))),
+    "manage-waiting": (200, lambda page, site, lang: _goto(
+        page, site.at(f"/r/{site.waiting_token}", lang))),
+    "cancel-confirm": (200, lambda page, site, lang: _goto(
+        page, site.at(f"/r/{site.cancel_token}/cancel", lang))),
+    "cancelled": (200, open_cancelled),
+    "not-found": (404, lambda page, site, lang: _goto(page, site.at("/events/no-such-session",
+                                                                     lang))),
+    "privacy": (200, lambda page, site, lang: _goto(page, site.at("/privacy", lang))),
+}
+
+
+def open_page(page, site: Site, name: str, lang: str) -> None:
+    """Open one of PAGES; AssertionError when it answers another status than it should."""
+    expected, opener = PAGES[name]
+    status = opener(page, site, lang)
+    assert status == expected, f"{name} ({lang}) answered {status}, not {expected}: {page.url}"
+
+
+def new_page(browser, width: int, **context_options):
+    """A page in a fresh context (no cookies) of this width; close its context when done."""
+    context = browser.new_context(viewport={"width": width, "height": HEIGHT.get(width, 800)},
+                                  **context_options)
+    # Every page here answers in milliseconds: a missing element fails in seconds, not 30.
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
+    # A page load waits for gunicorn's workers, which a busy CI machine slows down.
+    context.set_default_navigation_timeout(3 * ACTION_TIMEOUT_MS)
+    return context.new_page()
+
+
+@pytest.fixture(scope="module")
+def tab(browser):
+    """A browser tab of a given width, kept for the module's tests (a fresh context costs as
+    much as a page load); every address they open names its language, so the cookie left by
+    one page does not decide the next."""
+    tabs = {}
+
+    def at_width(width: int):
+        if width not in tabs:
+            tabs[width] = new_page(browser, width)
+        return tabs[width]
+
+    yield at_width
+    for page in tabs.values():
+        page.context.close()
+
+
+def axe_violations(page) -> list[dict]:
+    from axe_playwright_python.sync_playwright import Axe
+
+    options = {"runOnly": {"type": "tag", "values": AXE_TAGS}, "resultTypes": ["violations"]}
+    return Axe().run(page, options=options).response["violations"]
+
+
+def describe_violations(violations: list[dict], where: str) -> str:
+    lines = [f"{len(violations)} axe-core violation(s) on {where}:"]
+    for violation in violations:
+        targets = "; ".join(" ".join(map(str, node["target"])) for node in violation["nodes"])
+        lines.append(f"- {violation['id']} ({violation['impact']}): {violation['help']} "
+                     f"at {targets}")
+    return "\n".join(lines)
