@@ -34,7 +34,7 @@ def fill_and_send(page, email):
     page.fill("#name", ATTENDEE["name"])
     page.fill("#email", email)
     page.fill("#organisation", ATTENDEE["organisation"])
-    page.select_option("#affiliation", ATTENDEE["affiliation"])
+    page.check(f"input[name=affiliation][value={ATTENDEE['affiliation']}]")
     page.select_option("#country", ATTENDEE["country"])
     page.check("input[name=consent]")
     page.click("form[method=post] button[type=submit]")
