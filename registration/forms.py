@@ -76,16 +76,17 @@ def _zone_aliases() -> dict[str, tuple[str, ...]]:
     return {zone_id: tuple(sorted(names)) for zone_id, names in aliases.items()}
 
 
-def _zone_label(zone_id: str, locale: str) -> str:
-    """'Tokyo — Japan Standard Time' / '東京 — 日本標準時': a zone without summer time by its
-    standard name, one with it by its generic name ('Central European Time')."""
+def _zone_row(zone_id: str, year: int, locale: str) -> tuple:
+    """(standard offset, label, zone ID) for sorting and showing; the label is 'Tokyo — Japan
+    Standard Time' / '東京 — 日本標準時': a zone without summer time by its standard name, one
+    with it by its generic name ('Central European Time')."""
     tzinfo = ZoneInfo(zone_id)
-    year = datetime.now(UTC).year
     offsets = {datetime(year, month, 1, tzinfo=tzinfo).utcoffset() for month in (1, 7)}
     variant = "standard" if len(offsets) == 1 else "generic"
-    city = get_timezone_location(zone_id, locale=locale, return_city=True)
-    name = get_timezone_name(zone_id, "long", zone_variant=variant, locale=locale)
-    return f"{city} — {name}"
+    # Babel takes the tzinfo itself: given a name it loads the zone again for every call.
+    city = get_timezone_location(tzinfo, locale=locale, return_city=True)
+    name = get_timezone_name(tzinfo, "long", zone_variant=variant, locale=locale)
+    return min(offsets), f"{city} — {name}", zone_id
 
 
 @lru_cache(maxsize=2)
@@ -93,18 +94,14 @@ def time_zones(locale: str = "en") -> tuple[tuple[str, str], ...]:
     """(zone ID, label) for every place, UTC first, then from west to east and by label,
     built once per language."""
     year = datetime.now(UTC).year
-    rows = []
-    for zone_id in get_global("zone_territories"):
-        if not zone_id.startswith(AREAS) or zone_id not in zone_names():
-            continue
-        tzinfo = ZoneInfo(zone_id)
-        standard = min(datetime(year, month, 1, tzinfo=tzinfo).utcoffset() for month in (1, 7))
-        rows.append((standard, _zone_label(zone_id, locale).casefold(), zone_id,
-                     _zone_label(zone_id, locale)))
-    rows.sort()
+    rows = sorted(
+        _zone_row(zone_id, year, locale)
+        for zone_id in get_global("zone_territories")
+        if zone_id.startswith(AREAS) and zone_id in zone_names()
+    )
     utc = ("UTC", "UTC — " + get_timezone_name("UTC", "long", zone_variant="standard",
                                                 locale=locale))
-    return (utc, *((zone_id, label) for _, _, zone_id, label in rows))
+    return (utc, *((zone_id, label) for _, label, zone_id in rows))
 
 
 @lru_cache(maxsize=2)
