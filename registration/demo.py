@@ -105,6 +105,10 @@ SESSIONS = (
     ),
 )
 
+# The demo sessions' location, written in each session's own language (it is the session's
+# text, shown as typed, not a word of the site).
+ONLINE = {"en": "Online", "ja": "オンライン"}
+
 COLUMNS = (
     "slug", "title", "kind", "pillar", "starts_at", "ends_at", "timezone", "capacity",
     "language", "join_url", "location", "description",
@@ -135,7 +139,7 @@ def demo_programme_csv(year: int) -> bytes:
             "" if capacity is None else capacity,
             language,
             f"https://meet.example.org/forum-{year}/{slug}",
-            "オンライン" if language == "ja" else "Online",
+            ONLINE[language],
             description,
         ))
     return buffer.getvalue().encode("utf-8")

@@ -1,9 +1,16 @@
 """The sign-up form: what a stranger may type, checked and normalised before anything is stored."""
 
+from datetime import UTC, datetime
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from babel import Locale
+from babel.core import get_global
+from babel.dates import get_timezone_location, get_timezone_name
+from email_validator import EmailUndeliverableError
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from wtforms import BooleanField, StringField
@@ -12,7 +19,7 @@ from wtforms.validators import ValidationError
 from registration.addresses import EmailNotValidError, parse
 from registration.models import AFFILIATIONS, Language
 from registration.text import clean_text, first_control
-from registration.times import is_zone
+from registration.times import is_zone, zone_names
 
 MAX_FIELD = 200
 # Codes Babel knows that are not ISO 3166-1 countries (regions, "unknown", reserved ones);
@@ -54,30 +61,97 @@ def country_options(selected: str | None = None, locale: str = "en") -> Markup:
     return Markup(html)
 
 
+# The time zones offered: one per place Babel (CLDR) names, in IANA's current spelling; the
+# old spellings some browsers still report (Asia/Calcutta) are kept as aliases of their zone.
+AREAS = ("Africa/", "America/", "Antarctica/", "Arctic/", "Asia/", "Atlantic/", "Australia/",
+         "Europe/", "Indian/", "Pacific/")
+
+
+@lru_cache(maxsize=1)
+def _zone_aliases() -> dict[str, tuple[str, ...]]:
+    aliases: dict[str, list[str]] = {}
+    for alias, zone_id in get_global("zone_aliases").items():
+        if alias.startswith(AREAS) and alias in zone_names():
+            aliases.setdefault(zone_id, []).append(alias)
+    return {zone_id: tuple(sorted(names)) for zone_id, names in aliases.items()}
+
+
+def _zone_row(zone_id: str, year: int, locale: str) -> tuple:
+    """(standard offset, label, zone ID) for sorting and showing; the label is 'Tokyo — Japan
+    Standard Time' / '東京 — 日本標準時': a zone without summer time by its standard name, one
+    with it by its generic name ('Central European Time')."""
+    tzinfo = ZoneInfo(zone_id)
+    offsets = {datetime(year, month, 1, tzinfo=tzinfo).utcoffset() for month in (1, 7)}
+    variant = "standard" if len(offsets) == 1 else "generic"
+    # Babel takes the tzinfo itself: given a name it loads the zone again for every call.
+    city = get_timezone_location(tzinfo, locale=locale, return_city=True)
+    name = get_timezone_name(tzinfo, "long", zone_variant=variant, locale=locale)
+    return min(offsets), f"{city} — {name}", zone_id
+
+
+@lru_cache(maxsize=2)
+def time_zones(locale: str = "en") -> tuple[tuple[str, str], ...]:
+    """(zone ID, label) for every place, UTC first, then from west to east and by label,
+    built once per language."""
+    year = datetime.now(UTC).year
+    rows = sorted(
+        _zone_row(zone_id, year, locale)
+        for zone_id in get_global("zone_territories")
+        if zone_id.startswith(AREAS) and zone_id in zone_names()
+    )
+    utc = ("UTC", "UTC — " + get_timezone_name("UTC", "long", zone_variant="standard",
+                                                locale=locale))
+    return (utc, *((zone_id, label) for _, label, zone_id in rows))
+
+
+@lru_cache(maxsize=2)
+def _time_zone_options(locale: str) -> str:
+    html = []
+    for zone_id, label in time_zones(locale):
+        aliases = _zone_aliases().get(zone_id)
+        extra = f' data-aliases="{escape(" ".join(aliases))}"' if aliases else ""
+        html.append(f'<option value="{zone_id}"{extra}>{escape(label)}</option>')
+    return "".join(html)
+
+
+def time_zone_options(selected: str | None = None, locale: str = "en") -> Markup:
+    """The <option>s of the time-zone list (built once per language, like the countries),
+    with the chosen zone, or the zone it is an old name of, selected."""
+    html = _time_zone_options(locale)
+    for zone_id, aliases in _zone_aliases().items():
+        if selected in aliases:
+            selected = zone_id
+    marker = f'<option value="{selected}"'
+    if selected and marker in html:
+        html = html.replace(marker, f"{marker} selected", 1)
+    return Markup(html)
 
 
 def _check_text(field):
     value = clean_text(field.data)
+    label = str(field.label.text)
     if first_control(value) is not None:
-        raise ValidationError("Please remove line breaks and control characters.")
+        raise ValidationError(
+            _("%(field)s must not contain line breaks or control characters", field=label))
     if len(value) > MAX_FIELD:
-        raise ValidationError(f"Please keep this under {MAX_FIELD} characters.")
+        raise ValidationError(
+            _("%(field)s must be %(max)d characters or fewer", field=label, max=MAX_FIELD))
     field.data = value
 
 
 class SignupForm(FlaskForm):
-    """name, email, organisation, affiliation, country, timezone, language, consent, website."""
+    """The fields in the order of the page (the error summary lists problems in this order)."""
 
-    name = StringField("Full name")
-    email = StringField("Email")
-    organisation = StringField("Organisation")
-    affiliation = StringField("Type of organisation")
-    country = StringField("Country")
-    timezone = StringField("Time zone")
-    language = StringField("Language for emails")
-    consent = BooleanField("I have read and accept the privacy notice")
+    name = StringField(_l("Full name"))
+    email = StringField(_l("Email address"))
+    organisation = StringField(_l("Organisation"))
+    affiliation = StringField(_l("Type of organisation"))
+    country = StringField(_l("Country"))
+    timezone = StringField(_l("Time zone"))
+    language = StringField(_l("Language for emails"))
+    consent = BooleanField(_l("Privacy notice"))
     # The honeypot: hidden from people by CSS, filled in by bots.
-    website = StringField("Leave this empty")
+    website = StringField(_l("Leave this empty"))
 
     # What the address becomes once valid: the form stored and sent, and the repeat key.
     email_wire: str = ""
@@ -86,48 +160,56 @@ class SignupForm(FlaskForm):
     def validate_name(self, field):
         _check_text(field)
         if not field.data:
-            raise ValidationError("Please enter your name.")
+            raise ValidationError(_("Enter your full name"))
 
     def validate_organisation(self, field):
+        # Optional: people who work on their own have none; the type says "Other".
         _check_text(field)
-        if not field.data:
-            raise ValidationError("Please enter your organisation.")
 
     def validate_email(self, field):
         _check_text(field)
         if not field.data:
-            raise ValidationError("Please enter your email address.")
+            raise ValidationError(_("Enter your email address"))
+        if "@" not in field.data:
+            raise ValidationError(
+                _("Enter an email address with an @, like name@example.com"))
         try:
             address = parse(
                 field.data,
                 check_deliverability=current_app.config["EMAIL_CHECK_DELIVERABILITY"],
             )
-        except EmailNotValidError as exc:
-            raise ValidationError(f"This email address does not look right: {exc}") from None
+        except EmailUndeliverableError:
+            raise ValidationError(
+                _("The domain of this email address takes no email: check it for a typing "
+                  "mistake")) from None
+        except EmailNotValidError:
+            # The library's reason ("The part after the @-sign contains invalid characters")
+            # is for programmers; people get the form an address takes.
+            raise ValidationError(
+                _("Enter an email address in the correct format, like name@example.com")
+            ) from None
         self.email_wire = address.wire
         self.email_key = address.key
 
     def validate_affiliation(self, field):
         if field.data not in AFFILIATIONS:
-            raise ValidationError("Please choose the type of your organisation.")
+            raise ValidationError(_("Select the type of your organisation"))
 
     def validate_country(self, field):
         field.data = clean_text(field.data).upper()
         if field.data not in country_codes():
-            raise ValidationError("Please choose your country.")
+            raise ValidationError(_("Select your country"))
 
     def validate_timezone(self, field):
-        # The browser fills this hidden field; a person can't correct it, so an unknown zone
-        # falls back to the event's own (the caller's default) instead of failing the form.
         field.data = clean_text(field.data)
         if not is_zone(field.data):
-            field.data = ""
+            raise ValidationError(_("Select the time zone for your emails from the list"))
 
     def validate_language(self, field):
         field.data = clean_text(field.data) or Language.EN
         if field.data not in tuple(Language):
-            raise ValidationError("Please choose English or Japanese.")
+            raise ValidationError(_("Select the language for your emails"))
 
     def validate_consent(self, field):
         if not field.data:
-            raise ValidationError("Please accept the privacy notice to sign up.")
+            raise ValidationError(_("Confirm that you have read and accept the privacy notice"))

@@ -4,6 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from extensions import db
@@ -38,14 +39,35 @@ class RegistrationStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+# What people read for each stored value, in the page's (or email's) language: defined once
+# here, lazy because the page language is known only when a page is rendered.
+KIND_LABELS = {
+    EventKind.WEBINAR: _l("Webinar"),
+    EventKind.WORKSHOP: _l("Workshop"),
+    EventKind.TRAINING: _l("Training"),
+    EventKind.DIALOGUE: _l("Dialogue"),
+}
+
+PILLAR_LABELS = {
+    Pillar.REFLECT: _l("Reflect"),
+    Pillar.EXCHANGE: _l("Exchange"),
+    Pillar.ADVOCATE: _l("Advocate"),
+}
+
+# A language's name in the page language (the language switch names each in its own).
+LANGUAGE_LABELS = {
+    Language.EN: _l("English"),
+    Language.JA: _l("Japanese"),
+}
+
 AFFILIATIONS = {
-    "local_government": "Local or regional government",
-    "national_government": "National government",
-    "ngo": "NGO or civil society",
-    "academia": "Academia or research",
-    "business": "Business",
-    "international_organisation": "International organisation",
-    "other": "Other",
+    "local_government": _l("Local or regional government"),
+    "national_government": _l("National government"),
+    "ngo": _l("NGO or civil society"),
+    "academia": _l("Academia or research"),
+    "business": _l("Business"),
+    "international_organisation": _l("International organisation"),
+    "other": _l("Other"),
 }
 
 

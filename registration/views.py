@@ -2,7 +2,7 @@
 
 import hashlib
 from collections import OrderedDict
-from urllib.parse import urlencode
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import (
@@ -10,6 +10,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    g,
     redirect,
     render_template,
     request,
@@ -22,9 +23,18 @@ from extensions import database_answers, db, limiter
 from notifications import ical
 from registration import addresses, language, places, retention, services, times, wording
 from registration.addresses import display, email_key
-from registration.forms import SignupForm, country_options
+from registration.forms import SignupForm, country_options, time_zone_options
 from registration.lookup import event_or_404
-from registration.models import AFFILIATIONS, Event, EventKind, Language, Pillar
+from registration.models import (
+    AFFILIATIONS,
+    KIND_LABELS,
+    LANGUAGE_LABELS,
+    PILLAR_LABELS,
+    Event,
+    EventKind,
+    Language,
+    Pillar,
+)
 from registration.times import format_month, format_when, utc_iso, when_data, zone
 
 bp = Blueprint("registration", __name__)
@@ -51,7 +61,11 @@ def format_helpers():
         "utc_iso": utc_iso,
         "when_data": when_data,
         "affiliations": AFFILIATIONS,
+        "kind_labels": KIND_LABELS,
+        "pillar_labels": PILLAR_LABELS,
+        "language_labels": LANGUAGE_LABELS,
         "country_options": country_options,
+        "time_zone_options": time_zone_options,
         "zone_info": zone,
     }
 
@@ -91,13 +105,21 @@ def index():
 
 
 def _render_event(event: Event, form: SignupForm, status: int = 200):
+    # A form with errors answers a POST: the language switch leads back to the event's page.
+    g.switch_path = url_for(".event_page", slug=event.slug)
     return render_template(
         "registration/event.html",
         event=event,
         form=form,
         now=times.now(),
-        calendar_links=calendar_links(event),
+        subscribe_url=_webcal(url_for(".programme_ics")),
     ), status
+
+
+def _webcal(path: str) -> str:
+    """The subscription address of a calendar file: webcal:// makes calendar apps subscribe
+    (and keep it updated) instead of importing a copy."""
+    return "webcal://" + urlsplit(current_app.config["BASE_URL"]).netloc + path
 
 
 @bp.get("/events/<slug>")
@@ -130,7 +152,7 @@ def register(slug):
         organisation=form.organisation.data,
         affiliation=form.affiliation.data,
         country=form.country.data,
-        timezone=form.timezone.data or event.timezone,
+        timezone=form.timezone.data,
         language=form.language.data,
         consent_version=current_app.config["PRIVACY_NOTICE_VERSION"],
     )
@@ -158,8 +180,8 @@ def _thank_you(slug: str, form: SignupForm):
 
 def _closed_message(event: Event) -> str:
     if event.is_cancelled:
-        return f"“{event.title}” was cancelled and takes no sign-ups."
-    return f"“{event.title}” has ended and takes no more sign-ups."
+        return _("“%(title)s” was cancelled and takes no sign-ups.", title=event.title)
+    return _("“%(title)s” has ended and takes no more sign-ups.", title=event.title)
 
 
 @bp.get("/events/<slug>/registered")
@@ -329,8 +351,11 @@ def programme_ics():
 @bp.get("/privacy")
 def privacy():
     """The privacy notice the sign-up form asks people to accept."""
+    config = current_app.config
     return render_template(
-        "registration/privacy.html", version=current_app.config["PRIVACY_NOTICE_VERSION"]
+        "registration/privacy.html", version=config["PRIVACY_NOTICE_VERSION"],
+        operator=config["SERVICE_OPERATOR"], contact=config["ORGANISER_EMAIL"],
+        retention_days=config["RETENTION_DAYS"],
     )
 
 
@@ -340,35 +365,3 @@ def healthz():
     if not database_answers():
         return {"status": "unavailable", "database": "unreachable"}, 503
     return {"status": "ok", "database": "ok"}
-
-
-def calendar_links(event: Event) -> dict[str, str]:
-    """Add-to-calendar links for the public details of an event (never the join link)."""
-    base_url = current_app.config["BASE_URL"]
-    page = f"{base_url}{url_for('registration.event_page', slug=event.slug)}"
-    details = f"{event.description}\n\n{page}".strip()
-    start, end = utc_iso(event.starts_at), utc_iso(event.ends_at)
-    google = urlencode({
-        "action": "TEMPLATE",
-        "text": event.title,
-        "dates": f"{start.replace('-', '').replace(':', '')}/"
-                 f"{end.replace('-', '').replace(':', '')}",
-        "details": details,
-        "location": page,
-    })
-    outlook = urlencode({
-        "path": "/calendar/action/compose",
-        "rru": "addevent",
-        "subject": event.title,
-        "startdt": start,
-        "enddt": end,
-        "body": details,
-        "location": page,
-    })
-    return {
-        "Google Calendar": f"https://calendar.google.com/calendar/render?{google}",
-        "Outlook.com": f"https://outlook.live.com/calendar/0/deeplink/compose?{outlook}",
-        "Office 365": f"https://outlook.office.com/calendar/0/deeplink/compose?{outlook}",
-        "Apple Calendar, Thunderbird (.ics)": f"{base_url}"
-        f"{url_for('registration.event_ics', slug=event.slug)}",
-    }
