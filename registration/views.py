@@ -126,7 +126,9 @@ def _webcal(path: str) -> str:
 def event_page(slug):
     """One session: its details, seats left and the sign-up form."""
     event = event_or_404(slug)
-    form = SignupForm(formdata=None, timezone=event.timezone, language=event.language)
+    # Emails start in the language the person reads this page in (they can choose another).
+    form = SignupForm(formdata=None, timezone=event.timezone,
+                      language=language.page_language())
     return _render_event(event, form)
 
 

@@ -166,7 +166,10 @@ def test_choices_are_in_the_page_language_and_stored_as_codes(client):
     assert '<option value="Asia/Tokyo">東京 — 日本標準時</option>' in html
     assert '<option value="Europe/Berlin" selected>ベルリン — 中央ヨーロッパ時間</option>' in html
     assert '<label for="affiliation">地方自治体</label>' in html
-    assert '<option value="en" selected>英語</option>' in html
+    # Emails start in the language the page is read in, whatever the session's.
+    assert '<option value="ja" selected>日本語</option>' in html
+    english = client.get(f"/events/{event.slug}?lang=en").get_data(as_text=True)
+    assert '<option value="en" selected>English</option>' in english
     assert "ウェビナー" in html and "交流" in html
     assert sign_up(client, event.slug, country="DE", affiliation="ngo").status_code == 303
     [registration] = stored()
