@@ -301,6 +301,10 @@ def create_app(test_config=None):
     from registration import language
 
     babel.init_app(app, locale_selector=language.select_language)
+    if missing := language.missing_catalogues(Path(app.root_path)):
+        # Without its compiled catalogue a language is served in English without a word.
+        raise SystemExit(f"Configuration error: the {', '.join(missing)} catalogue is not "
+                         "compiled: run `make catalogues` (pybabel compile -d translations)")
 
     import notifications.models  # noqa: F401  (every table known to Alembic and the session)
     import organisers.models  # noqa: F401

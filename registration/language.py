@@ -1,10 +1,12 @@
 """The page language: chosen with ?lang= (kept in the `lang` cookie), else the visitor's
 registration on a manage page, else Accept-Language, else English. The console is English."""
 
+from pathlib import Path
 from urllib.parse import urlencode
 
-from flask import g, has_request_context, request
+from flask import current_app, g, has_request_context, request
 from flask_babel import get_locale, refresh
+from werkzeug.exceptions import HTTPException
 
 from registration.models import Language
 
@@ -18,17 +20,37 @@ def _choice(value: str | None) -> str | None:
     return value if value in LANGUAGE_NAMES else None
 
 
+def _in_console() -> bool:
+    return request.path == CONSOLE_PREFIX or request.path.startswith(CONSOLE_PREFIX + "/")
+
+
+def _accepted() -> str | None:
+    """The visitor's most wanted language we have, by its primary subtag: `ja-JP, en;q=0.9`
+    is Japanese (an exact-match-first rule would pick the lower-ranked plain `en`)."""
+    for value, _quality in request.accept_languages:
+        if choice := _choice(value.replace("_", "-").split("-")[0].lower()):
+            return choice
+    return None
+
+
+def missing_catalogues(root: Path) -> list[str]:
+    """The languages besides English whose compiled catalogue (.mo) is missing under root:
+    without it every page and email in that language silently falls back to English."""
+    return [code for code in LANGUAGE_NAMES if code != Language.EN
+            and not (root / "translations" / code / "LC_MESSAGES" / "messages.mo").is_file()]
+
+
 def select_language() -> str:
     """Flask-Babel's locale selector (outside a request, and outside force_locale: English)."""
     if not has_request_context():
         return Language.EN
-    if request.path.startswith(CONSOLE_PREFIX):
+    if _in_console():
         return Language.EN
     return (
         _choice(request.args.get(COOKIE))
         or _choice(request.cookies.get(COOKIE))
         or _choice(g.get("registrant_language"))
-        or request.accept_languages.best_match(tuple(LANGUAGE_NAMES))
+        or _accepted()
         or Language.EN
     )
 
@@ -43,9 +65,9 @@ def keep_choice(response):
     """After a request: a language chosen with ?lang= is kept in a cookie; pages that follow
     Accept-Language or the cookie say so to caches."""
     chosen = _choice(request.args.get(COOKIE))
-    if chosen and not request.path.startswith(CONSOLE_PREFIX):
+    if chosen and not _in_console():
         response.set_cookie(COOKIE, chosen, max_age=COOKIE_MAX_AGE, samesite="Lax",
-                            secure=request.is_secure, httponly=True)
+                            secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True)
     if response.mimetype == "text/html":
         response.vary.update(("Cookie", "Accept-Language"))
     return response
@@ -53,13 +75,22 @@ def keep_choice(response):
 
 def switch_url(language: str) -> str:
     """This page in another language: the same address with ?lang= set. A page answering a
-    POST (a form with errors) has no address of its own: the view names the page to go to."""
+    POST (a form with errors, a refusal) goes to the page the view names, else to the page
+    at the same address when there is one (a confirmation page), else to the programme."""
     if request.method not in ("GET", "HEAD"):
-        path = g.get("switch_path") or "/"
+        path = g.get("switch_path") or (request.path if _has_page(request.path) else "/")
         return f"{path}?{COOKIE}={language}"
     args = request.args.to_dict(flat=False)
     args[COOKIE] = [language]
     return f"{request.path}?{urlencode(args, doseq=True)}"
+
+
+def _has_page(path: str) -> bool:
+    try:
+        current_app.url_map.bind("localhost").match(path, method="GET")
+    except HTTPException:
+        return False
+    return True
 
 
 def page_language() -> str:

@@ -3,8 +3,11 @@ English; a manage page starts in the registrant's language; the console stays En
 
 import re
 
-from registration import tokens
+import pytest
+
+from registration import language, tokens
 from tests.conftest import make_event, make_registration
+from tests.servers import ROOT
 
 HTML_LANG = re.compile(r'<html lang="([a-z]+)"')
 
@@ -68,3 +71,34 @@ def test_error_pages_speak_the_page_language(client):
     assert response.status_code == 404
     assert page_language(response) == "ja"
     assert "ページが見つかりません" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("header, expected", [
+    ("ja-JP,en-US;q=0.9,en;q=0.8", "ja"),
+    ("ja-JP,en;q=0.9", "ja"),
+    ("en-GB,ja;q=0.9", "en"),
+    ("fr-FR,ja;q=0.5,en;q=0.4", "ja"),
+    ("fr-FR,de;q=0.5", "en"),
+    ("x" * 500, "en"),
+])
+def test_the_most_wanted_language_wins_whatever_its_region(client, header, expected):
+    assert page_language(client.get("/", headers={"Accept-Language": header})) == expected
+
+
+def test_the_cookie_is_secure_when_the_site_is(app_with):
+    with app_with(BASE_URL="https://forum.example.org") as app:
+        cookie = app.test_client().get("/?lang=ja").headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie
+
+
+def test_a_compiled_catalogue_is_required_for_each_language(tmp_path):
+    assert language.missing_catalogues(ROOT) == []
+    assert language.missing_catalogues(tmp_path) == ["ja"]
+
+
+def test_the_switch_on_a_refused_post_leads_to_its_confirmation_page(app, client):
+    registration = make_registration(make_event(), language="ja")
+    path = f"/r/{tokens.manage_token(registration)}/cancel"
+    app.extensions["sqlalchemy"].session.commit()
+    html = client.post(path).get_data(as_text=True)  # no CSRF token: 400
+    assert f'href="{path}?lang=ja"' in html
