@@ -19,7 +19,7 @@ from wtforms.validators import ValidationError
 from registration.addresses import EmailNotValidError, parse
 from registration.models import AFFILIATIONS, Language
 from registration.text import clean_text, first_control
-from registration.times import is_zone, zone_names
+from registration.times import zone_names
 
 MAX_FIELD = 200
 # Codes Babel knows that are not ISO 3166-1 countries (regions, "unknown", reserved ones);
@@ -104,6 +104,17 @@ def time_zones(locale: str = "en") -> tuple[tuple[str, str], ...]:
     return (utc, *((zone_id, label) for _, label, zone_id in rows))
 
 
+@lru_cache(maxsize=1)
+def offered_zones() -> dict[str, str]:
+    """Each zone the list offers, and each old name of one (a browser may still send
+    Asia/Calcutta), to the zone the list shows: what the form accepts and stores."""
+    zones = {zone_id: zone_id for zone_id, _ in time_zones()}
+    for zone_id, aliases in _zone_aliases().items():
+        if zone_id in zones:
+            zones.update(dict.fromkeys(aliases, zone_id))
+    return zones
+
+
 @lru_cache(maxsize=2)
 def _time_zone_options(locale: str) -> str:
     html = []
@@ -118,9 +129,7 @@ def time_zone_options(selected: str | None = None, locale: str = "en") -> Markup
     """The <option>s of the time-zone list (built once per language, like the countries),
     with the chosen zone, or the zone it is an old name of, selected."""
     html = _time_zone_options(locale)
-    for zone_id, aliases in _zone_aliases().items():
-        if selected in aliases:
-            selected = zone_id
+    selected = offered_zones().get(selected or "")
     marker = f'<option value="{selected}"'
     if selected and marker in html:
         html = html.replace(marker, f"{marker} selected", 1)
@@ -201,9 +210,12 @@ class SignupForm(FlaskForm):
             raise ValidationError(_("Select your country"))
 
     def validate_timezone(self, field):
-        field.data = clean_text(field.data)
-        if not is_zone(field.data):
+        zone_id = offered_zones().get(clean_text(field.data))
+        if zone_id is None:
+            # Only what the list offers: a zone it does not show could not be shown again
+            # as chosen when the form comes back with another error.
             raise ValidationError(_("Select the time zone for your emails from the list"))
+        field.data = zone_id
 
     def validate_language(self, field):
         field.data = clean_text(field.data) or Language.EN

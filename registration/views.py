@@ -191,7 +191,9 @@ def registered(slug):
     """The thank-you page: what happens next, the same for a first and a repeat sign-up (and
     for a seat or the waiting list); it names the address this browser just sent."""
     event = event_or_404(slug)
-    signed_up = session.get(SIGNED_UP) or {}
+    # Shown once, then gone: the session cookie is signed, not encrypted, and on a shared
+    # computer the next person must not find the address in it or on a reload.
+    signed_up = session.pop(SIGNED_UP, None) or {}
     email = signed_up.get("email") if signed_up.get("slug") == slug else None
     reminders = wording.reminder_offsets(event, current_app.config["REMINDER_OFFSETS"],
                                          times.now())

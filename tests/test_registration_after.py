@@ -49,6 +49,19 @@ def test_thank_you_page_names_the_address_as_typed(client):
     assert "the address you gave" not in page
 
 
+def test_the_address_is_shown_once_and_leaves_the_session_cookie(app, client):
+    event = make_event()
+    response = thank_you(client, event, email="Aiko.Tanaka@Example.org")
+    assert "Aiko.Tanaka@Example.org" in response.get_data(as_text=True)
+    # The next person at a shared computer finds the address neither on a reload nor in the
+    # (signed, readable) session cookie.
+    reload = client.get(f"/events/{event.slug}/registered").get_data(as_text=True)
+    assert "We have sent an email to the address you gave." in reload
+    cookie = client.get_cookie("session")
+    serializer = app.session_interface.get_signing_serializer(app)
+    assert cookie is None or "Aiko" not in str(serializer.loads(cookie.value))
+
+
 def test_thank_you_page_is_the_same_for_a_first_and_a_repeat_sign_up(client):
     event = make_event(capacity=1)
     first = thank_you(client, event, email="aiko.tanaka@example.org")

@@ -147,6 +147,17 @@ def test_an_old_spelling_of_a_zone_selects_its_place(client):
     assert '<option value="Asia/Kolkata" data-aliases="Asia/Calcutta">' in html
     html = post(client, event.slug, name="", timezone="Asia/Calcutta").get_data(as_text=True)
     assert '<option value="Asia/Kolkata" selected data-aliases="Asia/Calcutta">' in html
+    assert post(client, event.slug, timezone="Asia/Calcutta").status_code == 303
+    assert [registration.timezone for registration in stored()] == ["Asia/Kolkata"]
+
+
+@pytest.mark.parametrize("zone", ["US/Eastern", "EST5EDT", "Etc/GMT+5"])
+def test_a_zone_the_list_does_not_offer_is_refused(client, zone):
+    # A real zone, but not one the list shows: coming back with another error, it could not
+    # be shown as chosen, and the person would silently get the first zone of the list.
+    event = make_event()
+    assert post(client, event.slug, timezone=zone).status_code == 422
+    assert stored() == []
 
 
 def test_an_unknown_time_zone_is_refused_with_nothing_stored(client):
