@@ -3,7 +3,6 @@
 Playwright, and axe-core (the copy axe-playwright-python ships)."""
 
 import itertools
-import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,16 +10,10 @@ from pathlib import Path
 import pytest
 
 from extensions import db
+from tests.chromium import launch, missing_browser  # noqa: F401  (used by the browser tests)
 from tests.conftest import ATTENDEE, base_config, make_app, make_event, make_organiser
 from tests.servers import GunicornServer
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-HOW_TO_ENABLE = ("`apt-get install chromium fonts-noto-cjk` (and the test extras, for Playwright) "
-                 "runs the browser tests")
-# Without the background-networking switches Chromium keeps reaching for Google's hosts, which
-# this machine's closed network refuses many times a second; root has no sandbox.
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SECRET_KEY = "browser-test-secret-key"
 WORKERS = 3  # a browser loads a page, its stylesheet and script on parallel connections
 
@@ -34,22 +27,6 @@ AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21aa", "wcag22aa"]
 # Tokyo, 21:00 the day before in New York.
 NIGHT_START = (3, 0)
 NIGHT_LENGTH = timedelta(hours=1, minutes=30)
-
-
-def missing_browser() -> str | None:
-    """Why the browser tests can't run here, in one line, or None when they can."""
-    if not Path(CHROMIUM).exists():
-        return f"Chromium is not installed: {HOW_TO_ENABLE}"
-    try:
-        import axe_playwright_python  # noqa: F401
-        import playwright.sync_api  # noqa: F401
-    except ImportError as exc:
-        return f"{exc.name} is not installed: {HOW_TO_ENABLE}"
-    return None
-
-
-def launch(playwright):
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from extensions import db
+from tests.chromium import missing_browser
 from tests.smtp_servers import SMTPServer
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -391,3 +392,14 @@ def smtp(app):
     """A real SMTP server on a loopback port, and the app set to send through it."""
     with sending_through_smtp(app) as handler:
         yield handler
+
+
+# Without Chromium or Playwright the browser tests (tests/test_browser_*.py) are left out, and
+# one line at the end of the run says so and how to enable them.
+BROWSER_MISSING = missing_browser()
+collect_ignore_glob = ["test_browser_*.py"] if BROWSER_MISSING else []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if BROWSER_MISSING:
+        terminalreporter.write_line(f"Browser tests left out: {BROWSER_MISSING}")

@@ -5,12 +5,8 @@ import pytest
 
 from tests.browser import (
     browser,  # noqa: F401  (fixture)
-    missing_browser,
     site,  # noqa: F401  (fixture)
 )
-
-if reason := missing_browser():
-    pytest.skip(reason, allow_module_level=True)
 
 
 @pytest.mark.parametrize("visitor_zone, offered", [

@@ -12,16 +12,12 @@ from tests.browser import (
     axe_violations,
     browser,  # noqa: F401  (fixture)
     describe_violations,
-    missing_browser,
     new_page,
     open_page,
     site,  # noqa: F401  (fixture)
     tab,  # noqa: F401  (fixture)
 )
 from tests.conftest import ORGANISER_EMAIL, ORGANISER_PASSWORD
-
-if reason := missing_browser():
-    pytest.skip(reason, allow_module_level=True)
 
 NARROW = 320
 

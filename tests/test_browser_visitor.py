@@ -16,16 +16,12 @@ from tests.browser import (
     WIDTHS,
     browser,  # noqa: F401  (fixture)
     fill_sign_up,
-    missing_browser,
     new_page,
     open_page,
     site,  # noqa: F401  (fixture)
     tab,  # noqa: F401  (fixture)
 )
 from tests.conftest import ATTENDEE
-
-if reason := missing_browser():
-    pytest.skip(reason, allow_module_level=True)
 
 WIDE = WIDTHS[0]
 SUBMIT = "form[method=post] button[type=submit]"

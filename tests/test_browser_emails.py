@@ -1,33 +1,17 @@
 """The HTML emails as a phone shows them: Debian's Chromium at 375 px, driven by Playwright."""
 
-import shutil
-
 import pytest
 
+from tests.browser import browser  # noqa: F401  (fixture)
 from tests.test_notifications_mail_language import JOIN, parsed_mail, parts, queued
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-if not shutil.which("chromium"):
-    pytest.skip("Chromium is not installed: `apt-get install chromium fonts-noto-cjk` runs the "
-                "browser tests", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
-
 PHONE = {"width": 375, "height": 740}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One headless Chromium for the module (root has no sandbox)."""
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 @pytest.mark.parametrize("reader, label", [("en", "Join the session"),
                                            ("ja", "セッションに参加する")])
 def test_on_a_phone_the_join_button_is_big_clear_and_nothing_scrolls_sideways(
-        app, browser, tmp_path, reader, label):
+        app, browser, tmp_path, reader, label):  # noqa: F811
     description = "How cities fund climate action.\nBring your questions."
     message, now = queued("reminder", reader, description=description)
     _, html = parts(parsed_mail(app, message, now))
