@@ -143,6 +143,9 @@ SUBJECTS = {
     MessageKind.UPDATE: _l("Changed: %(title)s"),
     MessageKind.FOLLOW_UP: _l("Recording: %(title)s"),
 }
+# When the organisers call the session off, the cancellation says so in its subject: in
+# Japanese a session called off (中止) is another word than a place given up (キャンセル).
+SESSION_CANCELLED_SUBJECT = _l("Session cancelled: %(title)s")
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _MESSAGE_ID = re.compile(r"<[^\s<>@]+@[A-Za-z0-9.-]+>")
@@ -288,7 +291,9 @@ def _render(message: Message, config, now: datetime, language: str) -> tuple[str
     }
     text = render_template(f"emails/{message.kind}.txt", **context)
     html = render_template(f"emails/{message.kind}.html", **context)
-    subject = str(SUBJECTS[message.kind]) % {"title": title, "soon": soon}
+    called_off = message.kind == MessageKind.CANCELLATION and event.is_cancelled
+    subject = str(SESSION_CANCELLED_SUBJECT if called_off else SUBJECTS[message.kind])
+    subject %= {"title": title, "soon": soon}
     return subject, text, html
 
 

@@ -252,3 +252,11 @@ def test_a_batch_of_english_and_japanese_readers_gets_each_their_own_language(ap
             assert "様" not in text and '<html lang="en">' in html
         # Each in the reader's own zone (Tokyo), named in the reader's words.
         assert ("日本標準時" if language == "ja" else "Japan Standard Time") in text
+
+
+@pytest.mark.parametrize("reader, subject", [("en", "Session cancelled: " + TITLE),
+                                             ("ja", "中止: " + TITLE)])
+def test_a_session_called_off_says_so_in_the_subject(app, reader, subject):
+    # Japanese has one word for a place given up (キャンセル), another for a session called off.
+    message, now = queued("cancellation", reader, status="cancelled")
+    assert parsed_mail(app, message, now)["Subject"] == subject
