@@ -226,10 +226,10 @@ def _registration_or_404(token: str):
     return registration
 
 
-def _private_page(html: str) -> Response:
-    """A page reached by a manage link: never cached, and its address (a key) never sent on
-    as a Referer to another site; same-origin POSTs keep theirs."""
-    response = Response(html)
+def _private_page(page: str | Response) -> Response:
+    """A page (or file) reached by a manage link: never cached, and its address (a key) never
+    sent on as a Referer to another site; same-origin POSTs keep theirs."""
+    response = page if isinstance(page, Response) else Response(page)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "same-origin"
     return response
@@ -244,14 +244,11 @@ def own_invite(token):
         abort(404, description=_("Only a confirmed seat has a calendar invite."))
     config = current_app.config
     organiser = addresses.parse(config["ORGANISER_EMAIL"], test_environment=True)
-    response = _calendar_response(
+    return _private_page(_calendar_response(
         ical.own_invite(registration, organiser.wire, times.now(),
                         organiser_name=config["MAIL_FROM_NAME"]),
         "invite.ics",
-    )
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "same-origin"
-    return response
+    ))
 
 
 def _cancellation_closed(registration) -> str:
