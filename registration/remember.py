@@ -35,19 +35,22 @@ def _text(value, limit: int) -> str | None:
     return value
 
 
+def _choice(value, allowed) -> str | None:
+    return value if isinstance(value, str) and value in allowed else None
+
+
 def _checked(saved: dict) -> dict[str, str]:
     """The values of a cookie the form would still take; any other is left out (a zone or a
     country no longer offered is simply not filled in)."""
+    zone = _choice(saved.get("timezone"), offered_zones())
     values = {
         "name": _text(saved.get("name"), MAX_FIELD),
         "email": _text(saved.get("email"), MAX_FIELD),
         "organisation": _text(saved.get("organisation"), MAX_FIELD),
-        "affiliation": saved.get("affiliation") if saved.get("affiliation") in AFFILIATIONS
-        else None,
-        "country": saved.get("country") if saved.get("country") in country_codes() else None,
-        "timezone": (offered_zones().get(saved["timezone"])
-                     if isinstance(saved.get("timezone"), str) else None),
-        "language": saved.get("language") if saved.get("language") in tuple(Language) else None,
+        "affiliation": _choice(saved.get("affiliation"), AFFILIATIONS),
+        "country": _choice(saved.get("country"), country_codes()),
+        "timezone": offered_zones()[zone] if zone else None,
+        "language": _choice(saved.get("language"), tuple(Language)),
     }
     return {key: value for key, value in values.items() if value}
 

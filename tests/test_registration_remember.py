@@ -175,7 +175,10 @@ def test_a_cookie_whose_payload_was_changed_fills_in_nothing(client, event):
     assert value_of(page(client, event.slug)[1], "name") == "Aiko Tanaka"
 
 
-@pytest.mark.parametrize("payload", [["a", "list"], "text", {"name": "No address"}, None])
+@pytest.mark.parametrize("payload", [
+    ["a", "list"], "text", {"name": "No address"}, None,
+    {"name": ["Aiko"], "email": {"a": 1}},
+])
 def test_a_validly_signed_cookie_of_another_shape_fills_in_nothing(client, event, payload):
     client.set_cookie(remember.COOKIE, signed(payload))
     assert_not_prefilled(*page(client, event.slug))
@@ -197,6 +200,17 @@ def test_a_cookie_signed_with_a_listed_earlier_key_still_fills_in(app_with):
         assert value_of(page(client, slug)[1], "name") == "Aiko Tanaka"
         client.set_cookie(remember.COOKIE, signed(ATTENDEE, key="a-key-nobody-lists"))
         assert_not_prefilled(*page(client, slug))
+
+
+def test_remembered_values_of_the_wrong_type_are_left_out(client, event):
+    client.set_cookie(remember.COOKIE, signed({
+        **ATTENDEE, "affiliation": ["ngo"], "country": {"JP": 1}, "timezone": ["UTC"],
+        "language": 7, "organisation": None}))
+    _response, html = page(client, event.slug)
+    assert value_of(html, "name") == "Aiko Tanaka"
+    assert value_of(html, "organisation") == ""
+    assert '<option value="JP" selected>' not in html
+    assert '<option value="Europe/Berlin" selected>' in html
 
 
 def test_a_remembered_value_the_form_no_longer_offers_is_left_out(client, event):
