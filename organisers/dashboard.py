@@ -1,4 +1,5 @@
-"""The console's dashboard: every event with its registrations and messages counted by status."""
+"""The console's dashboard: every event with its registrations and messages counted by status,
+and the people (distinct addresses) behind the registrations, per event and for the forum."""
 
 from collections import Counter
 from dataclasses import dataclass, field
@@ -8,7 +9,16 @@ import sqlalchemy as sa
 
 from extensions import db
 from notifications.models import Message
-from registration.models import Event, Registration
+from registration.models import Event, Registration, RegistrationStatus
+
+
+@dataclass(frozen=True)
+class Headcount:
+    """Registrations that still stand (confirmed or waiting; cancelled ones apart, as in their
+    own column) and the people behind them: distinct addresses, by their case-folded key."""
+
+    registrations: int = 0
+    people: int = 0
 
 
 @dataclass
@@ -18,6 +28,7 @@ class EventRow:
     event: Event
     people: Counter = field(default_factory=Counter)
     messages: Counter = field(default_factory=Counter)
+    headcount: Headcount = Headcount()
 
 
 def _counts_by_event(model) -> dict[int, Counter]:
@@ -31,13 +42,38 @@ def _counts_by_event(model) -> dict[int, Counter]:
     return counts
 
 
+# Both headcounts count the same rows. An anonymised registration's key is unique to it
+# ("deleted:<id>"), so it counts as a person of its own: who it was is no longer known.
+_STANDING = Registration.status != RegistrationStatus.CANCELLED
+_HEADCOUNT = (sa.func.count(), sa.func.count(sa.distinct(Registration.email_key)))
+
+
+def _headcounts_by_event() -> dict[int, Headcount]:
+    rows = db.session.execute(
+        sa.select(Registration.event_id, *_HEADCOUNT).where(_STANDING)
+        .group_by(Registration.event_id)
+    )
+    return {event_id: Headcount(registrations, people)
+            for event_id, registrations, people in rows}
+
+
+def forum_headcount() -> Headcount:
+    """The forum's registrations that stand and the people behind them, each person once
+    however many sessions they signed up for."""
+    registrations, people = db.session.execute(
+        sa.select(*_HEADCOUNT).where(_STANDING)).one()
+    return Headcount(registrations, people)
+
+
 def dashboard_rows(now: datetime) -> tuple[list[EventRow], list[EventRow]]:
-    """Every event with its registrations and messages counted by status, in three queries:
+    """Every event with its registrations and messages counted by status, in four queries:
     (upcoming and running, soonest first; past, latest first)."""
     events = db.session.scalars(sa.select(Event).order_by(Event.starts_at, Event.id)).all()
     people = _counts_by_event(Registration)
     messages = _counts_by_event(Message)
-    rows = [EventRow(event, people.get(event.id, Counter()), messages.get(event.id, Counter()))
+    headcounts = _headcounts_by_event()
+    rows = [EventRow(event, people.get(event.id, Counter()), messages.get(event.id, Counter()),
+                     headcounts.get(event.id, Headcount()))
             for event in events]
     upcoming = [row for row in rows if not row.event.has_ended(now)]
     past = [row for row in reversed(rows) if row.event.has_ended(now)]

@@ -6,7 +6,7 @@ from flask_babel import lazy_gettext as _l
 
 from extensions import db, limiter
 from organisers import auth, throttle
-from organisers.dashboard import dashboard_rows
+from organisers.dashboard import dashboard_rows, forum_headcount
 from organisers.forms import LoginForm
 from organisers.models import AuditEntry
 from registration import times
@@ -83,7 +83,8 @@ def dashboard():
 
     now = times.now()
     upcoming, past = dashboard_rows(now)
-    return render_template("organisers/dashboard.html", upcoming=upcoming, past=past, now=now)
+    return render_template("organisers/dashboard.html", upcoming=upcoming, past=past, now=now,
+                           forum=forum_headcount())
 
 
 AUDIT_PAGE = 100

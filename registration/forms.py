@@ -158,6 +158,8 @@ class SignupForm(FlaskForm):
     country = StringField(_l("Country"))
     timezone = StringField(_l("Time zone"))
     language = StringField(_l("Language for emails"))
+    # Unticked unless the person ticks it: never pre-ticked, not even for remembered details.
+    remember = BooleanField(_l("Remember my details on this device"))
     consent = BooleanField(_l("Privacy notice"))
     # The honeypot: hidden from people by CSS, filled in by bots.
     website = StringField(_l("Leave this empty"))
@@ -165,6 +167,8 @@ class SignupForm(FlaskForm):
     # What the address becomes once valid: the form stored and sent, and the repeat key.
     email_wire: str = ""
     email_key: str = ""
+    # The fields registration.remember.prefill filled in from this device.
+    prefilled: frozenset = frozenset()
 
     def validate_name(self, field):
         _check_text(field)

@@ -21,7 +21,16 @@ from flask_babel import gettext as _
 
 from extensions import database_answers, db, limiter
 from notifications import ical
-from registration import addresses, language, places, retention, services, times, wording
+from registration import (
+    addresses,
+    language,
+    places,
+    remember,
+    retention,
+    services,
+    times,
+    wording,
+)
 from registration.addresses import display, email_key
 from registration.forms import SignupForm, country_options, time_zone_options
 from registration.lookup import event_or_404
@@ -67,6 +76,7 @@ def format_helpers():
         "country_options": country_options,
         "time_zone_options": time_zone_options,
         "zone_info": zone,
+        **remember.template_helpers(),
     }
 
 
@@ -107,13 +117,15 @@ def index():
 def _render_event(event: Event, form: SignupForm, status: int = 200):
     # A form with errors answers a POST: the language switch leads back to the event's page.
     g.switch_path = url_for(".event_page", slug=event.slug)
-    return render_template(
+    response = Response(render_template(
         "registration/event.html",
         event=event,
         form=form,
         now=times.now(),
         subscribe_url=_webcal(url_for(".programme_ics")),
-    ), status
+    ), status)
+    # A page that names a person's remembered details is not for any cache.
+    return _private_page(response) if remember.details() else response
 
 
 def _webcal(path: str) -> str:
@@ -129,6 +141,8 @@ def event_page(slug):
     # Emails start in the language the person reads this page in (they can choose another).
     form = SignupForm(formdata=None, timezone=event.timezone,
                       language=language.page_language())
+    # The emails' language may come from this device; the page keeps its own.
+    remember.prefill(form)
     return _render_event(event, form)
 
 
@@ -167,7 +181,24 @@ def register(slug):
         db.session.rollback()
         abort(410, description=message)
     db.session.commit()
-    return _thank_you(slug, form)
+    response = _thank_you(slug, form)
+    # Unticked leaves an earlier cookie as it is: forgetting is the explicit "Forget me".
+    return remember.remember(response, form) if form.remember.data else response
+
+
+@bp.post("/forget-me")
+def forget_me():
+    """Clear the details remembered on this device; 303 back to the page it was asked from."""
+    return remember.forget(redirect(_same_site_path(request.form.get("next")), 303))
+
+
+def _same_site_path(target: str | None) -> str:
+    # Only a path of this site: never another site, a scheme-relative //host, or anything a
+    # Location header can't carry.
+    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and target.isascii() and target.isprintable()):
+        return target
+    return url_for(".index")
 
 
 # The thank-you page names the address of this submission, as typed, for this session only.

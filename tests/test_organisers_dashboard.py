@@ -63,11 +63,13 @@ def test_dashboard_counts_each_events_registrations_and_emails_by_status(admin):
     page = admin.get("/admin/").get_data(as_text=True)
 
     assert counts(page, "busy") == {"capacity": "2", "confirmed": "2", "waitlisted": "3",
+                                    "registrations": "5", "people": "5",
                                     "cancelled": "1", "sent": "4", "pending": "5",
                                     "failed": "2"}
     assert counts(page, "quiet") == {"capacity": "no limit", "confirmed": "1",
-                                     "waitlisted": "0", "cancelled": "0", "sent": "0",
-                                     "pending": "0", "failed": "0"}
+                                     "waitlisted": "0", "registrations": "1", "people": "1",
+                                     "cancelled": "0", "sent": "0", "pending": "0",
+                                     "failed": "0"}
     # Failures stand out and lead to the event's list of them.
     assert 'href="/admin/events/busy#failed"' in row_of(page, "busy")
 
@@ -132,3 +134,58 @@ def test_dashboard_links_to_creating_an_event_and_uploading_a_programme(admin):
     page = admin.get("/admin/").get_data(as_text=True)
     assert 'href="/admin/events/new"' in page
     assert 'href="/admin/programme"' in page
+
+
+def forum_counts(page: str) -> dict[str, str]:
+    return dict(re.findall(r'data-count="forum-(\w+)">([^<]+)', page))
+
+
+def test_dashboard_counts_a_person_once_for_the_forum_and_once_per_session(admin):
+    first = make_event(slug="first")
+    second = make_event(slug="second", starts_at=NOW + timedelta(days=40))
+    # The same person in both sessions, once spelled with capitals: one address, one person.
+    make_registration(first, email="aiko.tanaka@example.org")
+    make_registration(second, email="Aiko.Tanaka@Example.org",
+                      email_key="aiko.tanaka@example.org", status="waitlisted",
+                      confirmed_at=None)
+    make_registration(first, email="ben@example.org")
+    # Cancelled registrations count in their own column only, as in the registrations:
+    # someone who cancelled and signed up again is one registration and one person; someone
+    # who only cancelled is neither.
+    make_registration(second, email="ben@example.org", status="cancelled", cancelled_at=NOW)
+    make_registration(second, email="ben@example.org")
+    make_registration(second, email="gone@example.org", status="cancelled", cancelled_at=NOW)
+    db.session.commit()
+
+    page = admin.get("/admin/").get_data(as_text=True)
+
+    assert counts(page, "first")["registrations"] == "2"
+    assert counts(page, "first")["people"] == "2"
+    second_row = counts(page, "second")
+    assert (second_row["registrations"], second_row["people"], second_row["cancelled"]) == (
+        "2", "2", "2")
+    assert forum_counts(page) == {"registrations": "4", "people": "2"}
+    assert "Registrations, whole forum" in page and "People, whole forum" in page
+
+
+def test_dashboard_counts_no_people_without_registrations(admin):
+    make_event(slug="empty")
+    page = admin.get("/admin/").get_data(as_text=True)
+    assert forum_counts(page) == {"registrations": "0", "people": "0"}
+    assert (counts(page, "empty")["registrations"], counts(page, "empty")["people"]) == (
+        "0", "0")
+
+
+def test_an_anonymised_registration_counts_as_a_person_of_its_own(admin):
+    from registration import retention
+
+    # Once the data of one of the two is wiped, nobody can tell that they were one person.
+    make_registration(make_event(slug="kept"), email="one@example.org")
+    gone = make_registration(make_event(slug="wiped", starts_at=NOW + timedelta(days=40)),
+                             email="one@example.org")
+    db.session.commit()
+    assert forum_counts(admin.get("/admin/").get_data(as_text=True))["people"] == "1"
+    retention.anonymise([gone], NOW)
+    db.session.commit()
+    page = admin.get("/admin/").get_data(as_text=True)
+    assert forum_counts(page) == {"registrations": "2", "people": "2"}
