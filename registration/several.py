@@ -2,11 +2,21 @@
 registration per session, in one transaction) and its thank-you page."""
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from extensions import db
-from registration import language, services, times
+from registration import language, services, times, wording
 from registration.forms import SignupForm
 from registration.models import Event
 from registration.views import _closed_message, _private_page, signup_limits
@@ -117,7 +127,12 @@ def done():
     slugs = [slug for slug in signed_up.get("slugs") or () if isinstance(slug, str)]
     found = {event.slug: event for event in db.session.scalars(
         sa.select(Event).where(Event.slug.in_(slugs)))} if slugs else {}
+    events = [found[slug] for slug in slugs if slug in found]
+    # The reminders of the session that starts last: the others get the same or fewer.
+    reminders = wording.reminder_offsets(
+        max(events, key=lambda event: event.starts_at), current_app.config["REMINDER_OFFSETS"],
+        times.now()) if events else ""
     return _private_page(render_template(
-        "registration/signup_done.html", email=signed_up.get("email"),
-        events=[found[slug] for slug in slugs if slug in found],
+        "registration/signup_done.html", email=signed_up.get("email"), events=events,
+        reminders=reminders,
     ))

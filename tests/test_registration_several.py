@@ -158,6 +158,7 @@ def test_thank_you_page_lists_the_sessions_and_is_the_same_for_new_and_repeat(cl
     assert "Climate finance 101" in text and "Resilient ports" in text
     assert "Cities and data" not in text
     assert "aiko.tanaka@example.org" in text
+    assert "Seat holders get reminders by email 7 days, 1 day, and 1 hour before" in text
     assert first_page.headers["Cache-Control"] == "no-store"
     # Shown once: a reload no longer names the address or the sessions.
     reload = client.get("/signup/done").get_data(as_text=True)
