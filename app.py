@@ -316,10 +316,12 @@ def create_app(test_config=None):
     from organisers.exports import bp as organiser_exports_bp
     from organisers.views import bp as organisers_bp
     from registration import cli as registration_cli
+    from registration.several import bp as signup_bp
     from registration.views import bp as registration_bp
     from registration.views import format_helpers
 
     app.register_blueprint(registration_bp)
+    app.register_blueprint(signup_bp)
     app.register_blueprint(organisers_bp)
     app.register_blueprint(organiser_events_bp)
     app.register_blueprint(organiser_exports_bp)

@@ -18,6 +18,7 @@ from wtforms.validators import ValidationError
 
 from registration.addresses import EmailNotValidError, parse
 from registration.models import AFFILIATIONS, Language
+from registration.services import Applicant
 from registration.text import clean_text, first_control
 from registration.times import zone_names
 
@@ -169,6 +170,20 @@ class SignupForm(FlaskForm):
     email_key: str = ""
     # The fields registration.remember.prefill filled in from this device.
     prefilled: frozenset = frozenset()
+
+    def applicant(self) -> Applicant:
+        """What a validated form says about the person, as the sign-up services take it."""
+        return Applicant(
+            name=self.name.data,
+            email=self.email_wire,
+            email_key=self.email_key,
+            organisation=self.organisation.data,
+            affiliation=self.affiliation.data,
+            country=self.country.data,
+            timezone=self.timezone.data,
+            language=self.language.data,
+            consent_version=current_app.config["PRIVACY_NOTICE_VERSION"],
+        )
 
     def validate_name(self, field):
         _check_text(field)

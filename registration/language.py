@@ -79,7 +79,7 @@ def switch_url(language: str) -> str:
     at the same address when there is one (a confirmation page), else to the programme."""
     if request.method not in ("GET", "HEAD"):
         path = g.get("switch_path") or (request.path if _has_page(request.path) else "/")
-        return f"{path}?{COOKIE}={language}"
+        return f"{path}{'&' if '?' in path else '?'}{COOKIE}={language}"
     args = request.args.to_dict(flat=False)
     args[COOKIE] = [language]
     return f"{request.path}?{urlencode(args, doseq=True)}"

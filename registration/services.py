@@ -139,9 +139,28 @@ def sign_up(event: Event, applicant: Applicant, now: datetime) -> Registration:
 
     A repeat answers exactly like a first sign-up, so the caller can't tell them apart.
     """
-    event = lock_event(event)
-    if not event.is_open_for_signup(now):
-        raise SignupClosed(event.slug)
+    return sign_up_many([event], applicant, now)[0]
+
+
+def sign_up_many(events: list[Event], applicant: Applicant,
+                 now: datetime) -> list[Registration]:
+    """Register the applicant for each event (a seat if one is free, else the waiting list),
+    or re-send the confirmation of a registration they hold already, for that event only.
+
+    The events are locked in id order, so two submissions sharing sessions never deadlock;
+    if any has ended or was cancelled, SignupClosed names every such slug before anything
+    is stored. Returns the registrations in the order of `events` (duplicates once).
+    """
+    events = list({event.id: event for event in events}.values())
+    locked = {event.id: lock_event(event) for event in sorted(events, key=lambda e: e.id)}
+    closed = [event.slug for event in locked.values() if not event.is_open_for_signup(now)]
+    if closed:
+        raise SignupClosed(*closed)
+    return [_register(locked[event.id], applicant, now) for event in events]
+
+
+def _register(event: Event, applicant: Applicant, now: datetime) -> Registration:
+    """sign_up for one event already locked and open."""
     existing = find_active(event, applicant.email_key)
     if existing is not None:
         planner.queue_signup(existing, now)

@@ -58,9 +58,12 @@ def language_of(language: str | None = None) -> str:
     return language if language in PATTERNS else DEFAULT_LANGUAGE
 
 
+@lru_cache(maxsize=len(PATTERNS))
 def when_words(language: str) -> dict[str, str]:
     """The words that join dates, times and zones, as %(name)s templates: the server fills
-    them in format_when, the browser in localtime.js, so both write a time the same way."""
+    them in format_when, the browser in localtime.js, so both write a time the same way.
+    Read once per language (the catalogues don't change while the app runs): force_locale
+    costs about a millisecond, and a page listing sessions asks twice per time shown."""
     with force_locale(language):
         return {
             # TRANSLATORS: a session's start and end times on one day, e.g. 10:00–11:30.

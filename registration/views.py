@@ -33,7 +33,7 @@ from registration import (
 )
 from registration.addresses import display, email_key
 from registration.forms import SignupForm, country_options, time_zone_options
-from registration.lookup import event_or_404
+from registration.lookup import event_or_404, open_events
 from registration.models import (
     AFFILIATIONS,
     KIND_LABELS,
@@ -51,10 +51,18 @@ bp = Blueprint("registration", __name__)
 
 def _email_key() -> str:
     """Rate-limit key for the per-address limit: the submitted address under the key repeats
-    use, for this session (signing up for many sessions is fine; hammering one is not)."""
+    use, for this session (signing up for many sessions is fine; hammering one is not); on
+    the form for several sessions, for the address alone (one submission counts once)."""
     # A digest: the limiter's store and its log lines never hold the address itself.
     address = hashlib.sha256(email_key(request.form.get("email") or "").encode()).hexdigest()
     return f"signup-email:{request.view_args.get('slug', '')}:{address}"
+
+
+def signup_limits(view):
+    """The sign-up forms' rate limits, counted once per submission: per IP, and per address."""
+    view = limiter.limit(lambda: current_app.config["RATELIMIT_SIGNUP_PER_EMAIL"],
+                         key_func=_email_key)(view)
+    return limiter.limit(lambda: current_app.config["RATELIMIT_SIGNUP_PER_IP"])(view)
 
 
 @bp.app_template_filter("address")
@@ -117,14 +125,21 @@ def index():
 def _render_event(event: Event, form: SignupForm, status: int = 200):
     # A form with errors answers a POST: the language switch leads back to the event's page.
     g.switch_path = url_for(".event_page", slug=event.slug)
+    now = times.now()
     response = Response(render_template(
         "registration/event.html",
         event=event,
         form=form,
-        now=times.now(),
+        now=now,
+        others=[other for other in open_events(now) if other.id != event.id],
         subscribe_url=_webcal(url_for(".programme_ics")),
     ), status)
-    # A page that names a person's remembered details is not for any cache.
+    return form_page(response)
+
+
+def form_page(response: Response) -> Response:
+    """A page with a sign-up form: one that names a person's remembered details is not for
+    any cache."""
     return _private_page(response) if remember.details() else response
 
 
@@ -147,8 +162,7 @@ def event_page(slug):
 
 
 @bp.post("/events/<slug>/register")
-@limiter.limit(lambda: current_app.config["RATELIMIT_SIGNUP_PER_IP"])
-@limiter.limit(lambda: current_app.config["RATELIMIT_SIGNUP_PER_EMAIL"], key_func=_email_key)
+@signup_limits
 def register(slug):
     """Take a sign-up: 303 to the thank-you page, the same for a first and a repeat sign-up."""
     event = event_or_404(slug)
@@ -161,19 +175,8 @@ def register(slug):
         return _thank_you(slug, form)
     if not form.validate():
         return _render_event(event, form, 422)
-    applicant = services.Applicant(
-        name=form.name.data,
-        email=form.email_wire,
-        email_key=form.email_key,
-        organisation=form.organisation.data,
-        affiliation=form.affiliation.data,
-        country=form.country.data,
-        timezone=form.timezone.data,
-        language=form.language.data,
-        consent_version=current_app.config["PRIVACY_NOTICE_VERSION"],
-    )
     try:
-        services.sign_up(event, applicant, now)
+        services.sign_up(event, form.applicant(), now)
     except services.SignupClosed:
         # Cancelled (or ended) after this request read the event, before the sign-up locked
         # it: the same answer as when the page was loaded too late, with nothing stored.

@@ -191,6 +191,23 @@ def open_thank_you(page, site, lang):
     return _send(page)
 
 
+def several_url(site, lang) -> str:
+    """The form for several sessions: one with seats, a full one, the night one."""
+    slugs = (site.open_slug, site.full_slug, site.night_slug)
+    return site.at("/signup?" + "&".join(f"event={slug}" for slug in slugs), lang)
+
+
+def open_several_with_errors(page, site, lang):
+    _goto(page, several_url(site, lang))
+    return _send(page)
+
+
+def open_several_thank_you(page, site, lang):
+    _goto(page, several_url(site, lang))
+    fill_sign_up(page, site.new_email())
+    return _send(page)
+
+
 def open_cancelled(page, site, lang):
     token = site.spare_tokens.pop()
     status = _goto(page, site.at(f"/r/{token}/cancel", lang))
@@ -212,6 +229,9 @@ PAGES = {
     "cancel-confirm": (200, lambda page, site, lang: _goto(
         page, site.at(f"/r/{site.cancel_token}/cancel", lang))),
     "cancelled": (200, open_cancelled),
+    "several": (200, lambda page, site, lang: _goto(page, several_url(site, lang))),
+    "several-errors": (422, open_several_with_errors),
+    "several-thank-you": (200, open_several_thank_you),
     "not-found": (404, lambda page, site, lang: _goto(page, site.at("/events/no-such-session",
                                                                      lang))),
     "privacy": (200, lambda page, site, lang: _goto(page, site.at("/privacy", lang))),

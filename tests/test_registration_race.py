@@ -198,3 +198,52 @@ def test_sign_ups_racing_the_sessions_cancellation_get_a_seat_or_a_410_never_an_
         sa.select(Registration.email).where(Registration.event_id == event_id)))
     assert stored == accepted
     assert db.session.get(Event, event_id).status == "cancelled"
+
+
+def _sign_up_for_several_together(base_url, slugs, barrier, fields):
+    """One browser on the form for several sessions: load it, wait, then send it."""
+    with requests.Session() as browser:
+        try:
+            page = browser.get(f"{base_url}/signup", params={"event": slugs},
+                               timeout=HTTP_TIMEOUT)
+            assert page.status_code == 200, (page.status_code, page.text[:500])
+            data = {**form_data(csrf_token=CSRF_RE.search(page.text).group(1), **fields),
+                    "event": slugs}
+            barrier.wait(timeout=HTTP_TIMEOUT)
+        except BaseException:
+            barrier.abort()
+            raise
+        return browser.post(f"{base_url}/signup", data=data, allow_redirects=False,
+                            timeout=HTTP_TIMEOUT)
+
+
+def test_thirty_people_choosing_the_same_two_sessions_at_once_fill_five_seats_in_each(
+        server, app):
+    # Each submission locks both sessions; taken in the same order by everyone, they can't
+    # deadlock on PostgreSQL.
+    first_id, first = create_event(slug="pair-first", capacity=5)
+    second_id, second = create_event(slug="pair-second", capacity=5)
+    people = [{"name": f"Attendee {i}", "email": f"attendee-{i:02d}@example.org"}
+              for i in range(30)]
+    barrier = threading.Barrier(len(people))
+
+    with ThreadPoolExecutor(max_workers=len(people)) as pool:
+        # Half of them tick the sessions in the other order.
+        futures = [pool.submit(_sign_up_for_several_together, server.url,
+                               [first, second] if i % 2 else [second, first], barrier, fields)
+                   for i, fields in enumerate(people)]
+        responses = [future.result() for future in futures]
+
+    failures = [(r.status_code, r.text[:300]) for r in responses if r.status_code != 303]
+    assert not failures, failures
+    assert all(r.headers["Location"].endswith("/signup/done") for r in responses)
+    assert_server_logged_no_error(server)
+    for event_id in (first_id, second_id):
+        statuses = Counter(db.session.scalars(
+            sa.select(Registration.status).where(Registration.event_id == event_id)))
+        assert statuses == {"confirmed": 5, "waitlisted": 25}, event_id
+        assert db.session.get(Event, event_id).confirmed_count == 5
+        signup_emails = Counter(db.session.scalars(
+            sa.select(Message.kind).where(Message.event_id == event_id,
+                                          Message.kind != "reminder")))
+        assert signup_emails == {"confirmation": 5, "waitlisted": 25}

@@ -281,3 +281,31 @@ def test_the_box_and_the_notice_are_in_the_page_language(client, event):
     assert ("この端末に記憶された内容を入力しました（Aiko Tanaka、aiko.tanaka@example.org）。"
             in html)
     assert ">記憶を消去する</button>" in html
+
+
+def test_the_form_for_several_sessions_remembers_and_is_filled_in_the_same_way(client, event):
+    other = make_event(slug="other-session", title="Another session")
+    choose = f"/signup?event={event.slug}&event={other.slug}"
+    response = client.post("/signup", data={
+        **ATTENDEE, "consent": "y", "remember": "y", "event": [event.slug, other.slug],
+        "csrf_token": csrf_token(client, event.slug)})
+    assert response.status_code == 303
+    assert "httponly" in attributes(cookie_header(response))
+
+    response = client.get(choose)
+    html = response.get_data(as_text=True)
+    assert value_of(html, "name") == "Aiko Tanaka"
+    assert value_of(html, "email") == "aiko.tanaka@example.org"
+    assert not is_checked(html, "remember") and not is_checked(html, "consent")
+    assert "Filled in from this device (Aiko Tanaka, aiko.tanaka@example.org)." in html
+    assert response.headers["Cache-Control"] == "no-store"
+    # "Forget me" leads back to the same choice of sessions.
+    assert f'name="next" value="/signup?event={event.slug}&amp;event={other.slug}"' in html
+
+
+def test_the_form_for_several_sessions_unticked_remembers_nothing(client, event):
+    choose = f"/signup?event={event.slug}"
+    response = client.post("/signup", data={
+        **ATTENDEE, "consent": "y", "event": [event.slug],
+        "csrf_token": csrf_token(client, event.slug)})
+    assert response.status_code == 303 and cookie_header(response) is None
