@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from notifications import planner
-from registration import places, tokens
+from registration import people, places, tokens
 from registration.models import Event, EventStatus, Registration, RegistrationStatus
 
 
@@ -142,6 +142,8 @@ def sign_up(event: Event, applicant: Applicant, now: datetime) -> Registration:
     event = lock_event(event)
     if not event.is_open_for_signup(now):
         raise SignupClosed(event.slug)
+    # The person behind the address, for the link to all their sessions in every email.
+    people.ensure(applicant.email_key, now)
     existing = find_active(event, applicant.email_key)
     if existing is not None:
         planner.queue_signup(existing, now)
