@@ -76,10 +76,9 @@ def current_registrations(person: Person, now: datetime) -> list[Registration]:
 
 
 def one_of_theirs(person: Person, registration_id: int) -> Registration | None:
-    """One of the person's current registrations, by id; None for anyone else's."""
-    return db.session.scalar(
-        _theirs(person).where(Registration.id == registration_id,
-                              Registration.status != RegistrationStatus.CANCELLED))
+    """One of the person's registrations (cancelled ones too), by id; None for anyone
+    else's, and once its data was deleted."""
+    return db.session.scalar(_theirs(person).where(Registration.id == registration_id))
 
 
 def latest_registration(person: Person) -> Registration | None:

@@ -35,6 +35,7 @@ from registration.models import (
     Language,
     Pillar,
 )
+from registration.private import private_page
 from registration.times import format_month, format_when, utc_iso, when_data, zone
 
 bp = Blueprint("registration", __name__)
@@ -198,7 +199,7 @@ def registered(slug):
     reminders = wording.reminder_offsets(event, current_app.config["REMINDER_OFFSETS"],
                                          times.now())
     # Not stored by caches: it names a person's address.
-    return _private_page(render_template(
+    return private_page(render_template(
         "registration/registered.html", event=event, email=email, reminders=reminders,
         organiser_email=current_app.config["ORGANISER_EMAIL"],
     ))
@@ -208,7 +209,7 @@ def registered(slug):
 def manage(token):
     """The attendee's own page, reached only through the link in their email."""
     registration = _registration_or_404(token)
-    return _private_page(render_template(
+    return private_page(render_template(
         "registration/manage.html",
         registration=registration,
         event=registration.event,
@@ -226,15 +227,6 @@ def _registration_or_404(token: str):
     return registration
 
 
-def _private_page(page: str | Response) -> Response:
-    """A page (or file) reached by a manage link: never cached, and its address (a key) never
-    sent on as a Referer to another site; same-origin POSTs keep theirs."""
-    response = page if isinstance(page, Response) else Response(page)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "same-origin"
-    return response
-
-
 @bp.get("/r/<token>/invite.ics")
 def own_invite(token):
     """A seat holder's own invite (their UID, the current SEQUENCE): importing it and later
@@ -244,7 +236,7 @@ def own_invite(token):
         abort(404, description=_("Only a confirmed seat has a calendar invite."))
     config = current_app.config
     organiser = addresses.parse(config["ORGANISER_EMAIL"], test_environment=True)
-    return _private_page(_calendar_response(
+    return private_page(_calendar_response(
         ical.own_invite(registration, organiser.wire, times.now(),
                         organiser_name=config["MAIL_FROM_NAME"]),
         "invite.ics",
@@ -265,9 +257,10 @@ def cancel_confirm(token):
         return redirect(url_for(".manage", token=token), 303)
     if not registration.event.is_open_for_cancellation(now):
         abort(410, description=_cancellation_closed(registration))
-    return _private_page(render_template(
+    return private_page(render_template(
         "registration/cancel.html", registration=registration, event=registration.event,
-        token=token, now=now, holds_seat=places.holds_seat(registration),
+        now=now, holds_seat=places.holds_seat(registration),
+        action=url_for(".cancel", token=token), back=url_for(".manage", token=token),
     ))
 
 
@@ -291,7 +284,7 @@ def cancelled(token):
     registration = _registration_or_404(token)
     if registration.is_active:
         return redirect(url_for(".manage", token=token), 303)
-    return _private_page(render_template(
+    return private_page(render_template(
         "registration/cancelled.html", registration=registration, event=registration.event,
         now=times.now(),
     ))
@@ -301,7 +294,7 @@ def cancelled(token):
 def delete_data_confirm(token):
     """Ask before deleting: what goes, what stays, and that it can't be undone."""
     registration = _registration_or_404(token)
-    return _private_page(render_template(
+    return private_page(render_template(
         "registration/delete.html", registration=registration, event=registration.event,
         token=token, now=times.now(),
     ))
