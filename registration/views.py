@@ -21,7 +21,16 @@ from flask_babel import gettext as _
 
 from extensions import database_answers, db, limiter
 from notifications import ical
-from registration import addresses, language, places, retention, services, times, wording
+from registration import (
+    addresses,
+    language,
+    places,
+    retention,
+    services,
+    times,
+    tokens,
+    wording,
+)
 from registration.addresses import display, email_key
 from registration.forms import SignupForm, country_options, time_zone_options
 from registration.lookup import event_or_404
@@ -214,6 +223,8 @@ def manage(token):
         registration=registration,
         event=registration.event,
         token=token,
+        # Found by the registration's own address key: it shows nothing of anyone else.
+        me_token=tokens.me_token(registration.person) if registration.person else None,
         now=times.now(),
         holds_seat=places.holds_seat(registration),
         position=places.waiting_position(registration),

@@ -362,3 +362,38 @@ def test_the_purge_deletes_a_person_once_no_registration_keeps_their_data(client
     db.session.commit()
     assert person_of() is not None
     assert person_of("ben@example.org") is None
+
+
+def test_the_link_form_is_rate_limited_per_ip_whatever_the_address(app_with):
+    with app_with(RATELIMIT_ENABLED="true", RATELIMIT_MY_LINK_PER_IP="2 per hour") as app:
+        client = app.test_client()
+        statuses = [ask_for_link(client, f"someone.{n}@example.org").status_code
+                    for n in range(3)]
+        assert statuses == [303, 303, 429]
+
+
+def test_two_sign_ups_with_one_address_make_one_person(client, monkeypatch):
+    sign_up(client, make_event().slug)
+    first = person_of()
+    # The second sign-up looks before the first one's row is visible, as a concurrent one
+    # would: its insert meets the unique key, and it takes the row the first one made.
+    real_find, looked = people.find, []
+
+    def find_too_early(email_key):
+        looked.append(email_key)
+        return None if len(looked) == 1 else real_find(email_key)
+
+    monkeypatch.setattr(people, "find", find_too_early)
+    assert sign_up(client, make_event(slug="second").slug).status_code == 303
+    assert len(looked) == 2
+    db.session.expire_all()
+    assert db.session.scalars(sa.select(Person.id)).all() == [first.id]
+    assert registration_of(db.session.scalar(sa.select(Event).where(Event.slug == "second")))
+
+
+def test_the_console_names_a_link_email_in_the_events_timeline(admin):
+    event = make_event()
+    sign_up(admin, event.slug)
+    ask_for_link(admin, AIKO)
+    page = admin.get(f"/admin/events/{event.slug}").get_data(as_text=True)
+    assert "link to all their sessions, asked for" in page
