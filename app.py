@@ -178,6 +178,7 @@ def load_settings(env, instance_path):
         "RATELIMIT_STORAGE_URI": get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_SIGNUP_PER_IP": get("RATELIMIT_SIGNUP_PER_IP", "300 per hour"),
         "RATELIMIT_SIGNUP_PER_EMAIL": get("RATELIMIT_SIGNUP_PER_EMAIL", "10 per hour"),
+        "RATELIMIT_MY_LINK_PER_IP": get("RATELIMIT_MY_LINK_PER_IP", "30 per hour"),
         "RATELIMIT_HEADERS_ENABLED": True,
         "PROGRAMME_NAME": get("PROGRAMME_NAME", "Virtual Forum"),
         # Who runs the service, as the privacy notice names them (the data controller).
@@ -232,8 +233,8 @@ def load_settings(env, instance_path):
     from limits import parse
 
     for name in ("RATELIMIT_SIGNUP_PER_IP", "RATELIMIT_SIGNUP_PER_EMAIL",
-                 "RATELIMIT_LOGIN_PER_ADDRESS", "RATELIMIT_LOGIN_PER_ADDRESS_IP",
-                 "RATELIMIT_LOGIN_PER_IP"):
+                 "RATELIMIT_MY_LINK_PER_IP", "RATELIMIT_LOGIN_PER_ADDRESS",
+                 "RATELIMIT_LOGIN_PER_ADDRESS_IP", "RATELIMIT_LOGIN_PER_IP"):
         try:
             parse(settings[name])
         except ValueError:
@@ -253,7 +254,8 @@ SETTING_NAMES = {
     "MAIL_FROM", "MAIL_FROM_NAME", "ORGANISER_EMAIL", "SCHEDULER", "DISPATCH_INTERVAL_SECONDS",
     "DISPATCH_BATCH_SIZE", "DISPATCH_MARK_BATCH", "CLAIM_LEASE_SECONDS", "RATELIMIT_ENABLED",
     "RATELIMIT_STORAGE_URI",
-    "RATELIMIT_SIGNUP_PER_IP", "RATELIMIT_SIGNUP_PER_EMAIL", "PRIVACY_NOTICE_VERSION",
+    "RATELIMIT_SIGNUP_PER_IP", "RATELIMIT_SIGNUP_PER_EMAIL", "RATELIMIT_MY_LINK_PER_IP",
+    "PRIVACY_NOTICE_VERSION",
     "PROGRAMME_NAME", "TRUSTED_PROXIES", "REMINDER_OFFSETS", "RETENTION_DAYS",
     "ORGANISER_IDLE_MINUTES", "PASSWORD_HASH_METHOD", "RATELIMIT_LOGIN_PER_ADDRESS",
     "RATELIMIT_LOGIN_PER_IP", "RATELIMIT_LOGIN_PER_ADDRESS_IP",
@@ -316,12 +318,14 @@ def create_app(test_config=None):
     from organisers.exports import bp as organiser_exports_bp
     from organisers.views import bp as organisers_bp
     from registration import cli as registration_cli
+    from registration.me import bp as me_bp
     from registration.several import bp as signup_bp
     from registration.views import bp as registration_bp
     from registration.views import format_helpers
 
     app.register_blueprint(registration_bp)
     app.register_blueprint(signup_bp)
+    app.register_blueprint(me_bp)
     app.register_blueprint(organisers_bp)
     app.register_blueprint(organiser_events_bp)
     app.register_blueprint(organiser_exports_bp)

@@ -49,6 +49,12 @@ def skip_reason(message: Message, now: datetime) -> str | None:
     registration, event = message.registration, message.event
     if now >= message.expires_at:
         return "expired"
+    if message.kind == MessageKind.MY_LINK:
+        # About the person, not the session: it goes whatever became of the registration it
+        # was queued with, as long as the person (and their link) still exists.
+        if registration.anonymised_at is not None or registration.person is None:
+            return "personal data deleted"
+        return None
     # A cancellation is the one message that still goes once everything is cancelled.
     if message.kind != MessageKind.CANCELLATION:
         if event.is_cancelled:

@@ -27,6 +27,7 @@ from notifications.models import (
     Message,
     MessageStatus,
 )
+from registration.models import Registration
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,9 @@ def _load(message_ids: list[int], token: str) -> dict[int, Message]:
     """The rows this dispatcher still holds, with their registration and event, freshly read."""
     rows = db.session.scalars(
         sa.select(Message)
-        .options(joinedload(Message.registration), joinedload(Message.event))
+        # The person too (for the link to all their sessions): no query while building.
+        .options(joinedload(Message.registration).joinedload(Registration.person),
+                 joinedload(Message.event))
         .where(Message.id.in_(message_ids), Message.claim_token == token,
                Message.status == MessageStatus.PENDING)
         .execution_options(populate_existing=True)

@@ -142,6 +142,8 @@ SUBJECTS = {
     MessageKind.REMINDER: _l("Reminder: %(title)s, %(soon)s"),
     MessageKind.UPDATE: _l("Changed: %(title)s"),
     MessageKind.FOLLOW_UP: _l("Recording: %(title)s"),
+    # TRANSLATORS: %(programme)s is the programme's name, as in the footer of every email.
+    MessageKind.MY_LINK: _l("Your sessions at %(programme)s: your link"),
 }
 # When the organisers call the session off, the cancellation says so in its subject: in
 # Japanese a session called off (中止) is another word than a place given up (キャンセル).
@@ -198,6 +200,15 @@ def manage_url(registration, base_url: str) -> str | None:
     if registration.anonymised_at is not None:
         return None
     return f"{base_url}/r/{tokens.manage_token(registration)}"
+
+
+def me_url(registration, base_url: str) -> str | None:
+    """The link to all the person's sessions; none for a row without its person (written
+    before people had one, or whose data was deleted): the email goes without it."""
+    person = registration.person
+    if registration.anonymised_at is not None or person is None:
+        return None
+    return f"{base_url}/me/{tokens.me_token(person)}"
 
 
 # What changed, as an update email names it: "The time and title of “…” changed."
@@ -274,6 +285,7 @@ def _render(message: Message, config, now: datetime, language: str) -> tuple[str
         "event_lang": event.language if event.language != language else None,
         "when": _format_when(event.starts_at, event.ends_at, zone, language),
         "manage_url": manage_url(registration, config["BASE_URL"]),
+        "me_url": me_url(registration, config["BASE_URL"]),
         "join_url": join_link(message),
         "event_url": f"{config['BASE_URL']}/events/{event.slug}",
         "has_invite": message.ical_method is not None,
@@ -285,6 +297,7 @@ def _render(message: Message, config, now: datetime, language: str) -> tuple[str
         "attended": registration.attended,
         "soon": soon,
         "is_last": bool(detail.get("is_last")),
+        "signed_out": bool(detail.get("signed_out")),
         "old_when": old_when,
         "time_changed": "time" in detail.get("changed", ()),
         "changed_words": changed_words(detail.get("changed", ["details"])),
@@ -293,7 +306,7 @@ def _render(message: Message, config, now: datetime, language: str) -> tuple[str
     html = render_template(f"emails/{message.kind}.html", **context)
     called_off = message.kind == MessageKind.CANCELLATION and event.is_cancelled
     subject = str(SESSION_CANCELLED_SUBJECT if called_off else SUBJECTS[message.kind])
-    subject %= {"title": title, "soon": soon}
+    subject %= {"title": title, "soon": soon, "programme": config["PROGRAMME_NAME"]}
     return subject, text, html
 
 

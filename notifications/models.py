@@ -18,6 +18,9 @@ class MessageKind(StrEnum):
     REMINDER = "reminder"
     UPDATE = "update"
     FOLLOW_UP = "follow_up"
+    # The link to all of a person's sessions, which they asked for ("Lost your link?", or a
+    # new one after signing out everywhere): about the person, not the session it goes with.
+    MY_LINK = "my_link"
 
 
 class MessageStatus(StrEnum):
@@ -40,6 +43,8 @@ SEAT_ONLY_KINDS = frozenset({MessageKind.CONFIRMATION, MessageKind.PROMOTION,
 # Kinds that may carry the join link, to a person with a seat: those above but the follow-up
 # (it brings the recording instead), and an update of the invite.
 JOIN_LINK_KINDS = (SEAT_ONLY_KINDS - {MessageKind.FOLLOW_UP}) | {MessageKind.UPDATE}
+# Kinds that belong to no version of the invite: a newer version never supersedes them.
+UNVERSIONED_KINDS = frozenset({MessageKind.FOLLOW_UP, MessageKind.MY_LINK})
 
 
 class Message(db.Model):

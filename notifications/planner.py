@@ -13,11 +13,21 @@ import sqlalchemy as sa
 from flask import current_app
 
 from extensions import db
-from notifications.models import IcalMethod, Message, MessageKind, MessageStatus, lease_is_free
+from notifications.models import (
+    UNVERSIONED_KINDS,
+    IcalMethod,
+    Message,
+    MessageKind,
+    MessageStatus,
+    lease_is_free,
+)
 from registration.models import Registration, RegistrationStatus
 
 # A repeat sign-up re-sends the confirmation, but never more than this often.
 CONFIRMATIONS_PER_DAY = 3
+# A link asked for is sent at once and may go out for this long (a relay's outage included);
+# after that the person asks again.
+MY_LINK_WINDOW = timedelta(hours=24)
 
 _OFFSET = re.compile(r"(\d{1,5})([dhm])")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -87,9 +97,9 @@ def _queue(registration: Registration, kind: str, now: datetime, *, method=None,
         message_id=_message_id(),
         recipient=registration.email,
         ical_method=method,
-        # Every message but a follow-up belongs to one version of the invite: a newer version
-        # supersedes it (the dispatcher checks again before sending).
-        ical_sequence=None if kind == MessageKind.FOLLOW_UP else registration.ical_sequence,
+        # Every message but a follow-up (or a link asked for) belongs to one version of the
+        # invite: a newer version supersedes it (the dispatcher checks again before sending).
+        ical_sequence=None if kind in UNVERSIONED_KINDS else registration.ical_sequence,
         created_at=now,
         due_at=due_at or now,
         expires_at=expires_at or registration.event.ends_at,
@@ -254,6 +264,25 @@ def plan_follow_up(registration: Registration, now: datetime) -> Message | None:
     retention = timedelta(days=current_app.config["RETENTION_DAYS"])
     return _queue(registration, MessageKind.FOLLOW_UP, now, due_at=max(event.ends_at, now),
                   expires_at=event.ends_at + retention)
+
+
+def queue_my_link(registration: Registration, now: datetime, *,
+                  signed_out: bool = False) -> Message:
+    """The email with the link to all of a person's sessions, in the language (and to the
+    address) of one of their registrations; it carries no invite. `signed_out`: it brings a
+    new link after the person revoked the old ones."""
+    return _queue(registration, MessageKind.MY_LINK, now, expires_at=now + MY_LINK_WINDOW,
+                  detail={"signed_out": True} if signed_out else None)
+
+
+def my_link_count(email_key: str, since: datetime) -> int:
+    """How many link emails were queued for this address key since then, sent or not."""
+    return db.session.scalar(
+        sa.select(sa.func.count(Message.id))
+        .join(Registration, Message.registration_id == Registration.id)
+        .where(Registration.email_key == email_key, Message.kind == MessageKind.MY_LINK,
+               Message.created_at > since)
+    )
 
 
 def forget_recipients(registration_ids: list[int], now: datetime) -> int:

@@ -15,7 +15,7 @@ from registration.models import Event, Registration, RegistrationStatus
 # Messages sent to one person at a time, grouped by day in the timeline; the others go out in
 # batches (a reminder, an update, a follow-up), grouped by the moment they were due.
 PERSONAL_KINDS = (MessageKind.CONFIRMATION, MessageKind.WAITLISTED, MessageKind.PROMOTION,
-                  MessageKind.CANCELLATION)
+                  MessageKind.CANCELLATION, MessageKind.MY_LINK)
 KIND_LABELS = {
     MessageKind.CONFIRMATION: _l("confirmation"),
     MessageKind.WAITLISTED: _l("waiting-list notice"),
@@ -24,6 +24,9 @@ KIND_LABELS = {
     MessageKind.REMINDER: _l("reminder"),
     MessageKind.UPDATE: _l("update"),
     MessageKind.FOLLOW_UP: _l("follow-up with the recording"),
+    # Asked for by the person (it lists all their sessions); shown with the session it was
+    # sent with.
+    MessageKind.MY_LINK: _l("link to all their sessions, asked for"),
 }
 FAILED_SHOWN = 200
 

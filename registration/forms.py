@@ -149,6 +149,31 @@ def _check_text(field):
     field.data = value
 
 
+def _check_address(field):
+    """The field's address, parsed; ValidationError with words for a person otherwise."""
+    _check_text(field)
+    if not field.data:
+        raise ValidationError(_("Enter your email address"))
+    if "@" not in field.data:
+        raise ValidationError(
+            _("Enter an email address with an @, like name@example.com"))
+    try:
+        return parse(
+            field.data,
+            check_deliverability=current_app.config["EMAIL_CHECK_DELIVERABILITY"],
+        )
+    except EmailUndeliverableError:
+        raise ValidationError(
+            _("The domain of this email address takes no email: check it for a typing "
+              "mistake")) from None
+    except EmailNotValidError:
+        # The library's reason ("The part after the @-sign contains invalid characters")
+        # is for programmers; people get the form an address takes.
+        raise ValidationError(
+            _("Enter an email address in the correct format, like name@example.com")
+        ) from None
+
+
 class SignupForm(FlaskForm):
     """The fields in the order of the page (the error summary lists problems in this order)."""
 
@@ -195,27 +220,7 @@ class SignupForm(FlaskForm):
         _check_text(field)
 
     def validate_email(self, field):
-        _check_text(field)
-        if not field.data:
-            raise ValidationError(_("Enter your email address"))
-        if "@" not in field.data:
-            raise ValidationError(
-                _("Enter an email address with an @, like name@example.com"))
-        try:
-            address = parse(
-                field.data,
-                check_deliverability=current_app.config["EMAIL_CHECK_DELIVERABILITY"],
-            )
-        except EmailUndeliverableError:
-            raise ValidationError(
-                _("The domain of this email address takes no email: check it for a typing "
-                  "mistake")) from None
-        except EmailNotValidError:
-            # The library's reason ("The part after the @-sign contains invalid characters")
-            # is for programmers; people get the form an address takes.
-            raise ValidationError(
-                _("Enter an email address in the correct format, like name@example.com")
-            ) from None
+        address = _check_address(field)
         self.email_wire = address.wire
         self.email_key = address.key
 
@@ -244,3 +249,13 @@ class SignupForm(FlaskForm):
     def validate_consent(self, field):
         if not field.data:
             raise ValidationError(_("Confirm that you have read and accept the privacy notice"))
+
+
+class LostLinkForm(FlaskForm):
+    """"Lost your link?": the address the link to all one's sessions goes to."""
+
+    email = StringField(_l("Email address"))
+    email_key: str = ""
+
+    def validate_email(self, field):
+        self.email_key = _check_address(field).key

@@ -156,6 +156,8 @@ class Registration(db.Model):
         ),
         # The waiting list, first come first served.
         sa.Index("ix_registrations_queue", "event_id", "status", "registered_at", "id"),
+        # One person's registrations across sessions (their own page, the lost-link email).
+        sa.Index("ix_registrations_email_key", "email_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -188,7 +190,26 @@ class Registration(db.Model):
     anonymised_at: Mapped[datetime | None]
 
     event: Mapped[Event] = relationship(back_populates="registrations")
+    # The person behind the address, for the link to all their sessions; None for rows written
+    # before people had one, or once the data was deleted (the key is no address any more).
+    person: Mapped["Person | None"] = relationship(
+        primaryjoin="foreign(Registration.email_key) == Person.email_key", viewonly=True)
 
     @property
     def is_active(self) -> bool:
         return self.status != RegistrationStatus.CANCELLED
+
+
+class Person(db.Model):
+    """Everyone who signed up with one address: the key of their page of all their sessions."""
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The key registrations use (Registration.email_key): the address case-folded.
+    email_key: Mapped[str] = mapped_column(sa.String(320), unique=True)
+    # The link to the person's page is an HMAC of this nonce under the server's key; only its
+    # digest is kept, and a new nonce revokes every link sent before.
+    token_nonce: Mapped[str] = mapped_column(sa.String(64))
+    token_digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime]

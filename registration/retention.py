@@ -9,13 +9,15 @@ import sqlalchemy as sa
 
 from extensions import db
 from notifications import planner
-from registration import services, tokens
-from registration.models import Event, Registration
+from registration import people, services, tokens
+from registration.models import Event, Person, Registration
 
 
 def anonymise(registrations: list[Registration], now: datetime) -> int:
     """Wipe name, email, organisation and the manage link of these registrations; keep the
-    affiliation, country, zone, language, status and times for statistics."""
+    affiliation, country, zone, language, status and times for statistics. A person none of
+    whose registrations keeps their data any more is deleted too: their link stops working."""
+    email_keys = sorted({registration.email_key for registration in registrations})
     for registration in registrations:
         registration.name = ""
         registration.email = ""
@@ -28,6 +30,7 @@ def anonymise(registrations: list[Registration], now: datetime) -> int:
         registration.anonymised_at = now
     db.session.flush()
     planner.forget_recipients([r.id for r in registrations], now)
+    people.forget_unused(email_keys)
     return len(registrations)
 
 
@@ -38,6 +41,17 @@ def delete_my_data(registration: Registration, now: datetime) -> None:
     if registration.is_active and registration.event.is_open_for_cancellation(now):
         services.cancel(registration, now)
     anonymise([registration], now)
+
+
+def delete_all_my_data(person: Person, now: datetime) -> int:
+    """The same for every registration of the person that still holds their data, then the
+    person: their link to all their sessions stops working. Returns how many registrations."""
+    registrations = people.registrations_with_data(person)
+    for registration in registrations:
+        delete_my_data(registration, now)
+    people.forget_unused([person.email_key])
+    db.session.flush()
+    return len(registrations)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from notifications import planner
-from registration import places, tokens
+from registration import people, places, tokens
 from registration.models import Event, EventStatus, Registration, RegistrationStatus
 
 
@@ -156,6 +156,8 @@ def sign_up_many(events: list[Event], applicant: Applicant,
     closed = [event.slug for event in locked.values() if not event.is_open_for_signup(now)]
     if closed:
         raise SignupClosed(*closed)
+    # The person behind the address, for the link to all their sessions in every email.
+    people.ensure(applicant.email_key, now)
     return [_register(locked[event.id], applicant, now) for event in events]
 
 

@@ -20,7 +20,8 @@ from extensions import db
 from registration import language, remember, services, times, wording
 from registration.forms import SignupForm
 from registration.models import Event
-from registration.views import _closed_message, _private_page, form_page, signup_limits
+from registration.private import private_page
+from registration.views import closed_message, form_page, signup_limits
 
 bp = Blueprint("signup", __name__)
 
@@ -54,7 +55,7 @@ def _chosen(slugs: list[str], now) -> tuple[list[Event], list[str]]:
             problems.append(_("There is no session “%(slug)s” in the programme.",
                               slug=slug[:80]))
         elif not event.is_open_for_signup(now):
-            problems.append(_closed_message(event))
+            problems.append(closed_message(event))
         else:
             events.append(event)
     return events, problems
@@ -107,7 +108,7 @@ def send():
     except services.SignupClosed as closed:
         # Cancelled (or ended) after this request read it, before the sign-up locked it:
         # nothing is stored, and the form comes back naming it as the lock read it.
-        problems = [_closed_message(event) for event in events if event.slug in closed.args]
+        problems = [closed_message(event) for event in events if event.slug in closed.args]
         events = [event for event in events if event.slug not in closed.args]
         db.session.rollback()
         return _render(events, problems, form, 422)
@@ -137,7 +138,7 @@ def done():
     reminders = wording.reminder_offsets(
         max(events, key=lambda event: event.starts_at), current_app.config["REMINDER_OFFSETS"],
         times.now()) if events else ""
-    return _private_page(render_template(
+    return private_page(render_template(
         "registration/signup_done.html", email=signed_up.get("email"), events=events,
         reminders=reminders,
     ))

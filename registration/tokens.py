@@ -1,6 +1,9 @@
-"""Manage links: the registration's id and an HMAC of its nonce under the server's key, so the
-database alone can't forge one, and a link keeps working through a change of SECRET_KEY for as
-long as the key it was made with is listed in SECRET_KEY_FALLBACKS."""
+"""Links that are keys: a registration's manage link and a person's link to all their sessions.
+
+Each is the row's id and an HMAC of its nonce under the server's key (with a purpose of its own,
+so one kind of link is never another), so the database alone can't forge one, and a link keeps
+working through a change of SECRET_KEY for as long as the key it was made with is listed in
+SECRET_KEY_FALLBACKS. Only a digest of the MAC is stored; a new nonce revokes the old links."""
 
 import hashlib
 import hmac
@@ -9,15 +12,20 @@ from base64 import urlsafe_b64encode
 
 from flask import current_app
 
-from registration.models import Registration
+from registration.models import Person, Registration
 
 # The largest id a link may name: PostgreSQL's integer, so a longer number is "no such link"
 # rather than a database error.
 MAX_ID = 2**31 - 1
 
+MANAGE = b"manage-link:"
+ME = b"me-link:"
+# Each kind of holder has its own purpose.
+PURPOSES = {Registration: MANAGE, Person: ME}
 
-def _mac(key: str, nonce: str) -> str:
-    mac = hmac.new(key.encode(), b"manage-link:" + nonce.encode(), hashlib.sha256).digest()
+
+def _mac(key: str, nonce: str, purpose: bytes = MANAGE) -> str:
+    mac = hmac.new(key.encode(), purpose + nonce.encode(), hashlib.sha256).digest()
     return urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
@@ -37,32 +45,44 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(registration: Registration) -> None:
-    """Give the registration a fresh manage link, revoking any earlier one."""
-    registration.token_nonce = secrets.token_urlsafe(24)
-    registration.token_digest = digest(_mac(current_app.config["SECRET_KEY"],
-                                            registration.token_nonce))
+def issue_token(holder: Registration | Person) -> None:
+    """Give the registration (or person) a fresh link, revoking any earlier one."""
+    holder.token_nonce = secrets.token_urlsafe(24)
+    holder.token_digest = digest(_mac(current_app.config["SECRET_KEY"], holder.token_nonce,
+                                      PURPOSES[type(holder)]))
+
+
+def _token(holder: Registration | Person) -> str:
+    mac = _mac(current_app.config["SECRET_KEY"], holder.token_nonce, PURPOSES[type(holder)])
+    return f"{holder.id}.{mac}"
 
 
 def manage_token(registration: Registration) -> str:
     """The token of the registration's manage link, made with the current key: its id, a dot
     and the MAC (256 bits). Every email carries one made when it is built."""
-    return f"{registration.id}.{_mac(current_app.config['SECRET_KEY'], registration.token_nonce)}"
+    return _token(registration)
+
+
+def me_token(person: Person) -> str:
+    """The token of the person's link to all their sessions, made like a manage link's."""
+    return _token(person)
 
 
 def split(token: str) -> tuple[int | None, str]:
-    """(registration id, MAC) of a link; the id is None for a link sent as a bare MAC (before
-    links carried the id), found by its digest instead. ValueError for what no link can be."""
+    """(id, MAC) of a link; the id is None for a link sent as a bare MAC (manage links made
+    before links carried the id), found by its digest instead. ValueError for what no link can
+    be."""
     selector, dot, mac = token.partition(".")
     if not dot:
         return None, token
     if not (selector.isascii() and selector.isdigit() and len(selector) <= len(str(MAX_ID))
             and int(selector) <= MAX_ID):
-        raise ValueError("not a registration id")
+        raise ValueError("not an id")
     return int(selector), mac
 
 
-def is_valid(registration: Registration, mac: str) -> bool:
-    """Whether the MAC was made for this registration's current nonce with a listed key."""
-    return any(hmac.compare_digest(mac.encode(), _mac(key, registration.token_nonce).encode())
+def is_valid(holder: Registration | Person, mac: str) -> bool:
+    """Whether the MAC was made for this holder's current nonce with a listed key."""
+    purpose = PURPOSES[type(holder)]
+    return any(hmac.compare_digest(mac.encode(), _mac(key, holder.token_nonce, purpose).encode())
                for key in _keys())

@@ -29,6 +29,7 @@ from registration import (
     retention,
     services,
     times,
+    tokens,
     wording,
 )
 from registration.addresses import display, email_key
@@ -44,6 +45,7 @@ from registration.models import (
     Language,
     Pillar,
 )
+from registration.private import private_page
 from registration.times import format_month, format_when, utc_iso, when_data, zone
 
 bp = Blueprint("registration", __name__)
@@ -140,7 +142,7 @@ def _render_event(event: Event, form: SignupForm, status: int = 200):
 def form_page(response: Response) -> Response:
     """A page with a sign-up form: one that names a person's remembered details is not for
     any cache."""
-    return _private_page(response) if remember.details() else response
+    return private_page(response) if remember.details() else response
 
 
 def _webcal(path: str) -> str:
@@ -168,7 +170,7 @@ def register(slug):
     event = event_or_404(slug)
     now = times.now()
     if not event.is_open_for_signup(now):
-        abort(410, description=_closed_message(event))
+        abort(410, description=closed_message(event))
     form = SignupForm()
     if form.website.data:
         # A bot filled the honeypot: answer as to anyone, keep nothing.
@@ -180,7 +182,7 @@ def register(slug):
     except services.SignupClosed:
         # Cancelled (or ended) after this request read the event, before the sign-up locked
         # it: the same answer as when the page was loaded too late, with nothing stored.
-        message = _closed_message(event)  # the event as the lock read it
+        message = closed_message(event)  # the event as the lock read it
         db.session.rollback()
         abort(410, description=message)
     db.session.commit()
@@ -214,7 +216,7 @@ def _thank_you(slug: str, form: SignupForm):
     return redirect(url_for(".registered", slug=slug), 303)
 
 
-def _closed_message(event: Event) -> str:
+def closed_message(event: Event) -> str:
     if event.is_cancelled:
         return _("“%(title)s” was cancelled and takes no sign-ups.", title=event.title)
     return _("“%(title)s” has ended and takes no more sign-ups.", title=event.title)
@@ -232,7 +234,7 @@ def registered(slug):
     reminders = wording.reminder_offsets(event, current_app.config["REMINDER_OFFSETS"],
                                          times.now())
     # Not stored by caches: it names a person's address.
-    return _private_page(render_template(
+    return private_page(render_template(
         "registration/registered.html", event=event, email=email, reminders=reminders,
         organiser_email=current_app.config["ORGANISER_EMAIL"],
     ))
@@ -242,11 +244,13 @@ def registered(slug):
 def manage(token):
     """The attendee's own page, reached only through the link in their email."""
     registration = _registration_or_404(token)
-    return _private_page(render_template(
+    return private_page(render_template(
         "registration/manage.html",
         registration=registration,
         event=registration.event,
         token=token,
+        # Found by the registration's own address key: it shows nothing of anyone else.
+        me_token=tokens.me_token(registration.person) if registration.person else None,
         now=times.now(),
         holds_seat=places.holds_seat(registration),
         position=places.waiting_position(registration),
@@ -260,15 +264,6 @@ def _registration_or_404(token: str):
     return registration
 
 
-def _private_page(page: str | Response) -> Response:
-    """A page (or file) reached by a manage link: never cached, and its address (a key) never
-    sent on as a Referer to another site; same-origin POSTs keep theirs."""
-    response = page if isinstance(page, Response) else Response(page)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "same-origin"
-    return response
-
-
 @bp.get("/r/<token>/invite.ics")
 def own_invite(token):
     """A seat holder's own invite (their UID, the current SEQUENCE): importing it and later
@@ -278,7 +273,7 @@ def own_invite(token):
         abort(404, description=_("Only a confirmed seat has a calendar invite."))
     config = current_app.config
     organiser = addresses.parse(config["ORGANISER_EMAIL"], test_environment=True)
-    return _private_page(_calendar_response(
+    return private_page(_calendar_response(
         ical.own_invite(registration, organiser.wire, times.now(),
                         organiser_name=config["MAIL_FROM_NAME"]),
         "invite.ics",
@@ -299,9 +294,10 @@ def cancel_confirm(token):
         return redirect(url_for(".manage", token=token), 303)
     if not registration.event.is_open_for_cancellation(now):
         abort(410, description=_cancellation_closed(registration))
-    return _private_page(render_template(
+    return private_page(render_template(
         "registration/cancel.html", registration=registration, event=registration.event,
-        token=token, now=now, holds_seat=places.holds_seat(registration),
+        now=now, holds_seat=places.holds_seat(registration),
+        action=url_for(".cancel", token=token), back=url_for(".manage", token=token),
     ))
 
 
@@ -325,7 +321,7 @@ def cancelled(token):
     registration = _registration_or_404(token)
     if registration.is_active:
         return redirect(url_for(".manage", token=token), 303)
-    return _private_page(render_template(
+    return private_page(render_template(
         "registration/cancelled.html", registration=registration, event=registration.event,
         now=times.now(),
     ))
@@ -335,7 +331,7 @@ def cancelled(token):
 def delete_data_confirm(token):
     """Ask before deleting: what goes, what stays, and that it can't be undone."""
     registration = _registration_or_404(token)
-    return _private_page(render_template(
+    return private_page(render_template(
         "registration/delete.html", registration=registration, event=registration.event,
         token=token, now=times.now(),
     ))

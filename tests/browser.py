@@ -41,6 +41,12 @@ class Site:
     waiting_token: str  # number 3 on the waiting list
     cancel_token: str  # a seat holder whose cancel confirmation is shown (never pressed)
     spare_tokens: list[str] = field(default_factory=list)  # seat holders to cancel, one a visit
+    # The page of all of one person's sessions: a seat at two, the waiting list of the full
+    # one, a past one with its recording.
+    me_token: str = ""
+    me_waiting_id: int = 0  # their place on the full session's waiting list
+    # (link token, registration id) of seat holders to cancel from their page, one a visit
+    me_spares: list[tuple[str, int]] = field(default_factory=list)
     emails: itertools.count = field(default_factory=itertools.count)
     app: object = None  # the app on the same database, for looking at what was stored
 
@@ -70,7 +76,8 @@ def next_july_night(now: datetime) -> datetime:
 def seed(now: datetime, spare: int = 12) -> dict:
     """The pages' data, through the app's own sign-up (inside an app context); the server reads
     the real clock, so sessions are placed relative to `now`."""
-    from registration import services, tokens
+    from registration import people, services, tokens
+    from tests.conftest import make_registration
 
     def session(slug, title, **fields):
         fields.setdefault("starts_at", now + timedelta(days=30))
@@ -84,16 +91,28 @@ def seed(now: datetime, spare: int = 12) -> dict:
     open_event = session("climate-finance-101", "Climate finance 101")
     full = session("resilient-ports", "Resilient ports", capacity=1)
     night_start = next_july_night(now)
-    session("night-owls", "Night owls: heat action plans", starts_at=night_start,
-            ends_at=night_start + NIGHT_LENGTH)
+    night = session("night-owls", "Night owls: heat action plans", starts_at=night_start,
+                    ends_at=night_start + NIGHT_LENGTH)
     seat = person(open_event, 1)
     person(full, 2)
     waiting = [person(full, n) for n in (3, 4, 5)]
     cancelled = session("cities-and-data", "Cities and data")
     holders = [person(cancelled, 10 + n) for n in range(spare + 1)]
+    # Person 1's other sessions: a seat, the waiting list, one that has ended (with its
+    # recording, added as the importer would: sign-ups close at the end).
+    person(night, 1)
+    me_waiting = person(full, 1)
+    ended = session("heat-maps", "Heat maps in practice", starts_at=now - timedelta(days=12),
+                    recording_url="https://video.example.org/heat-maps")
+    make_registration(ended, **{**ATTENDEE, "name": "Person 1", "email": "person.1@example.org",
+                                "registered_at": now - timedelta(days=20)})
+    me_spares = [person(cancelled, 40 + n) for n in range(spare)]
     make_organiser()
     db.session.commit()
     return {
+        "me_token": tokens.me_token(people.find("person.1@example.org")),
+        "me_waiting_id": me_waiting.id,
+        "me_spares": [(tokens.me_token(people.find(r.email_key)), r.id) for r in me_spares],
         "open_slug": open_event.slug, "full_slug": full.slug, "night_slug": "night-owls",
         "seat_token": tokens.manage_token(seat), "waiting_token": tokens.manage_token(waiting[-1]),
         "cancel_token": tokens.manage_token(holders[0]),
@@ -216,6 +235,25 @@ def open_cancelled(page, site, lang):
     return _send(page, f"form[action*='/r/{token}/cancel'] button[type=submit]")
 
 
+def open_me_cancelled(page, site, lang):
+    token, registration_id = site.me_spares.pop()
+    status = _goto(page, site.at(f"/me/{token}/cancel/{registration_id}", lang))
+    if status != 200:
+        return f"{status} for the cancel confirmation"
+    return _send(page, f"form[action*='/cancel/{registration_id}'] button[type=submit]")
+
+
+def open_lost_link_errors(page, site, lang):
+    _goto(page, site.at("/me", lang))
+    return _send(page)
+
+
+def open_link_sent(page, site, lang):
+    _goto(page, site.at("/me", lang))
+    page.fill("#email", "person.1@example.org")
+    return _send(page)
+
+
 PAGES = {
     "programme": (200, lambda page, site, lang: _goto(page, site.at("/", lang))),
     "event": (200, lambda page, site, lang: _goto(page, site.at(f"/events/{site.open_slug}",
@@ -232,6 +270,18 @@ PAGES = {
     "several": (200, lambda page, site, lang: _goto(page, several_url(site, lang))),
     "several-errors": (422, open_several_with_errors),
     "several-thank-you": (200, open_several_thank_you),
+    "my-sessions": (200, lambda page, site, lang: _goto(page, site.at(f"/me/{site.me_token}",
+                                                                       lang))),
+    "my-cancel-confirm": (200, lambda page, site, lang: _goto(
+        page, site.at(f"/me/{site.me_token}/cancel/{site.me_waiting_id}", lang))),
+    "my-cancelled": (200, open_me_cancelled),
+    "my-delete-confirm": (200, lambda page, site, lang: _goto(
+        page, site.at(f"/me/{site.me_token}/delete", lang))),
+    "lost-link": (200, lambda page, site, lang: _goto(page, site.at("/me", lang))),
+    "lost-link-errors": (422, open_lost_link_errors),
+    "link-sent": (200, open_link_sent),
+    "signed-out": (200, lambda page, site, lang: _goto(page, site.at("/me/sent?after=sign-out",
+                                                                      lang))),
     "not-found": (404, lambda page, site, lang: _goto(page, site.at("/events/no-such-session",
                                                                      lang))),
     "privacy": (200, lambda page, site, lang: _goto(page, site.at("/privacy", lang))),

@@ -44,6 +44,11 @@ def queued(kind: str, reader: str, **event_fields):
     if kind == "cancellation":
         registration.status = "cancelled"
         return planner.queue_cancellation(registration, True, NOW), NOW
+    if kind == "my_link":
+        from registration import people
+
+        people.ensure(registration.email_key, NOW)
+        return planner.queue_my_link(registration, NOW), NOW
     return planner.plan_follow_up(registration, NOW), NOW
 
 
@@ -83,6 +88,9 @@ EXPECTED = {
                      "キャンセル: " + TITLE, "へのご登録はキャンセルされました"),
     "follow_up": ("Recording: " + TITLE, "Thank you for registering for",
                   "録画のご案内: " + TITLE, "にご登録いただき、ありがとうございました"),
+    "my_link": ("Your sessions at Virtual Forum: your link", "Keep this link to yourself",
+                "Virtual Forum: お申し込みのセッション一覧へのリンク",
+                "このリンクは他の方と共有しないでください"),
 }
 # Words of the English templates that must never reach a Japanese reader.
 ENGLISH = ("Hello", "When:", "Join", "Reminder", "calendar", "Questions", "Reply",
@@ -115,7 +123,7 @@ def test_every_kind_speaks_japanese_to_a_japanese_reader(app, kind):
     for body in (text, html):
         assert "Aiko Tanaka 様" in body
         assert phrase in body
-        assert "日本標準時" in body or kind == "follow_up"
+        assert "日本標準時" in body or kind in ("follow_up", "my_link")
         assert "ご質問はこのメールに返信してください" in body
         seen = without_links(words_of(body)).replace(TITLE, "")
         left = [word for word in ENGLISH if word in seen]

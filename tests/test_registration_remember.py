@@ -304,7 +304,6 @@ def test_the_form_for_several_sessions_remembers_and_is_filled_in_the_same_way(c
 
 
 def test_the_form_for_several_sessions_unticked_remembers_nothing(client, event):
-    choose = f"/signup?event={event.slug}"
     response = client.post("/signup", data={
         **ATTENDEE, "consent": "y", "event": [event.slug],
         "csrf_token": csrf_token(client, event.slug)})
