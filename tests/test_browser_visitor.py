@@ -170,15 +170,17 @@ def test_without_javascript_the_session_keeps_its_own_zone(site, browser):  # no
         page.context.close()
 
 
-@pytest.mark.parametrize("name", ["event", "form-errors", "manage-seat"])
+@pytest.mark.parametrize("name", ["event", "form-errors", "manage-seat", "my-sessions",
+                                  "lost-link-errors"])
 def test_the_language_switch_keeps_the_page(site, page, name):  # noqa: F811
     open_page(page, site, name, "en")
     path = urlparse(page.url).path
     with page.expect_navigation():
         page.get_by_role("link", name="日本語", exact=True).click()
     assert page.evaluate("document.documentElement.lang") == "ja"
-    # A form with errors has no address of its own: the switch leads back to its event page.
-    expected = f"/events/{site.open_slug}" if name == "form-errors" else path
+    # A form with errors has no address of its own: the switch leads back to the form's page.
+    expected = {"form-errors": f"/events/{site.open_slug}", "lost-link-errors": "/me"}.get(
+        name, path)
     assert urlparse(page.url).path == expected, page.url
 
 
@@ -280,7 +282,7 @@ def test_the_focus_check_finds_a_faint_ring_and_a_missing_one(page):
 @pytest.mark.parametrize("lang", ["en", "ja"])
 def test_every_control_shows_a_focus_ring_of_3_to_1(site, page, lang):  # noqa: F811
     problems = []
-    for name in ("event", "form-errors", "manage-seat"):
+    for name in ("event", "form-errors", "manage-seat", "my-sessions", "lost-link-errors"):
         open_page(page, site, name, lang)
         problems += focus_problems(page, f"{name} ({lang})")
     assert not problems, "\n".join(problems)
