@@ -98,7 +98,10 @@ def test_a_bad_address_answers_422_with_its_reason_and_queues_nothing(client):
                         ("aiko@exa mple.org", "correct format")):
         response = ask_for_link(client, bad)
         assert response.status_code == 422, bad
-        assert reason in response.get_data(as_text=True)
+        html = response.get_data(as_text=True)
+        # GOV.UK's pattern: the error summary first, its link leading to the field.
+        assert html.index('data-error-summary') < html.index("<h1")
+        assert '<a href="#email">' in html and reason in html
     assert link_emails() == []
 
 
