@@ -10,7 +10,7 @@ from flask_babel import ngettext
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
-from registration import programme, services
+from registration import changes, programme
 from registration.models import Event, EventStatus
 
 SLUG_RACE = _l("Another event took this slug a moment ago; choose another.")
@@ -72,7 +72,7 @@ def _refusals(event: Event, values: dict, *, keep_attendees: bool,
                               slug=values["slug"])]
     # The change service's own rule, asked first to show it beside the field with the box
     # that accepts it.
-    seats = services.seats_refusal(event, values["capacity"], keep_seats=keep_attendees)
+    seats = changes.seats_refusal(event, values["capacity"], keep_seats=keep_attendees)
     if seats:
         # `seats` is the change service's own words ("capacity 1 is below the 2 seats…").
         errors["capacity"] = [
@@ -88,7 +88,7 @@ def _refusals(event: Event, values: dict, *, keep_attendees: bool,
 
 
 def change_event(event: Event, cells: dict[str, str], now: datetime, *,
-                 keep_attendees: bool, confirm_cancel: bool) -> services.EventChange:
+                 keep_attendees: bool, confirm_cancel: bool) -> changes.EventChange:
     """Change a (locked) event to the form's text, or refuse with every problem by field; a
     refused change leaves the event and the transaction as they were."""
     values, errors = check_cells(cells)
@@ -100,9 +100,9 @@ def change_event(event: Event, cells: dict[str, str], now: datetime, *,
     try:
         # A savepoint, rolled back on refusal: the page then shows the event as stored.
         with db.session.begin_nested():
-            change = services.change_event(event, values, now, keep_seats=keep_attendees)
+            change = changes.change_event(event, values, now, keep_seats=keep_attendees)
             db.session.flush()
-    except services.ChangeRefused as exc:
+    except changes.ChangeRefused as exc:
         raise EditRefused({exc.refusal.field: [str(exc)]}, 409,
                           error=_("Nothing was changed: %(reason)s.", reason=exc)) from None
     except IntegrityError:
@@ -110,7 +110,7 @@ def change_event(event: Event, cells: dict[str, str], now: datetime, *,
     return change
 
 
-def change_summary(change: services.EventChange, cancelled: bool) -> str:
+def change_summary(change: changes.EventChange, cancelled: bool) -> str:
     """What a saved change did, in a line for the organiser."""
     text = (_("Event cancelled.") if cancelled
             else _("Saved: %(fields)s changed.", fields=", ".join(change.changed)))

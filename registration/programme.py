@@ -13,7 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from extensions import db
-from registration import services
+from registration import changes
 from registration.models import Event
 from registration.programme_file import (
     MAX_FILE_BYTES,
@@ -102,7 +102,7 @@ def apply_programme(rows: Sequence[ProgrammeRow], now: datetime, *,
         (row.line, refusal)
         for row in rows
         if row.slug in existing
-        and (refusal := services.check_change(existing[row.slug], row.values, now,
+        and (refusal := changes.check_change(existing[row.slug], row.values, now,
                                               keep_seats=keep_seats))
     ]
     if refusals:
@@ -123,7 +123,7 @@ def apply_programme(rows: Sequence[ProgrammeRow], now: datetime, *,
                                                event.starts_at, event.ends_at,
                                                fields=tuple(sorted(row.values))))
             continue
-        change = services.change_event(event, row.values, now, keep_seats=keep_seats)
+        change = changes.change_event(event, row.values, now, keep_seats=keep_seats)
         (summary.updated if change.changed else summary.unchanged).append(row.slug)
         summary.promoted += change.promoted
         summary.notified += change.notified
@@ -137,7 +137,7 @@ def apply_programme(rows: Sequence[ProgrammeRow], now: datetime, *,
     return summary
 
 
-def _action(change: services.EventChange, event: Event) -> str:
+def _action(change: changes.EventChange, event: Event) -> str:
     if not change.changed:
         return "unchanged"
     if "status" in change.changed and event.is_cancelled:

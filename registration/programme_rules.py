@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from registration import services
+from registration import changes
 from registration.models import EventKind, EventStatus, Language, Pillar
 from registration.text import LINE_BREAKS, clean_text, first_control
 from registration.times import zone_names
@@ -91,7 +91,7 @@ def check_event(
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
         problems.append(("ends_at", f"ends_at {quoted(cells['ends_at'])} is not after "
                                     f"starts_at {quoted(cells['starts_at'])}"))
-    reopening = known and services.reopen_refusal(slug, known.status, values.get("status"))
+    reopening = known and changes.reopen_refusal(slug, known.status, values.get("status"))
     if reopening:
         problems.append(("status", reopening))
     return values, problems

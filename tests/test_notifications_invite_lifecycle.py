@@ -21,7 +21,7 @@ import vobject
 
 from extensions import db
 from notifications.dispatcher import dispatch
-from registration import services
+from registration import changes
 from tests.caldav import RadicaleServer
 from tests.conftest import make_event, outbox, sign_up
 
@@ -112,13 +112,13 @@ def lifecycle(app, client):
     confirmation = deliver(app, SIGNED_UP_AT)
 
     app.config["CLOCK"] = lambda: RESCHEDULED_AT
-    services.change_event(event, {"starts_at": NEW_START, "ends_at": NEW_START + LENGTH},
+    changes.change_event(event, {"starts_at": NEW_START, "ends_at": NEW_START + LENGTH},
                           RESCHEDULED_AT)
     db.session.commit()
     update = deliver(app, RESCHEDULED_AT)
 
     app.config["CLOCK"] = lambda: CANCELLED_AT
-    services.change_event(event, {"status": "cancelled"}, CANCELLED_AT)
+    changes.change_event(event, {"status": "cancelled"}, CANCELLED_AT)
     db.session.commit()
     cancellation = deliver(app, CANCELLED_AT)
     return confirmation, update, cancellation

@@ -18,7 +18,7 @@ from notifications import planner
 from notifications.dispatcher import dispatch
 from notifications.mail import build_message
 from organisers.models import AuditEntry
-from registration import services
+from registration import changes
 from registration.models import Registration
 from tests.conftest import NOW, make_event, make_registration, outbox, page_csrf
 
@@ -327,7 +327,7 @@ def test_without_a_report_the_follow_up_is_the_neutral_text_it_always_was(app):
 
 def test_after_an_upload_the_dispatched_follow_ups_differ_by_attendance(app, admin, event):
     upload(admin, event.slug, b"email\naiko.tanaka@example.org\n")
-    services.change_event(event, {"recording_url": RECORDING}, NOW)
+    changes.change_event(event, {"recording_url": RECORDING}, NOW)
     db.session.commit()
 
     dispatch(NOW + timedelta(minutes=1))

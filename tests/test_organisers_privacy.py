@@ -10,7 +10,7 @@ from extensions import db
 from notifications.dispatcher import dispatch
 from notifications.models import Message
 from organisers.models import AuditEntry
-from registration import services, tokens
+from registration import changes, services, tokens
 from registration.models import Event, Registration
 from tests.conftest import NOW, make_event, outbox, sign_up
 
@@ -188,7 +188,7 @@ def test_a_recording_set_after_the_data_was_deleted_sends_no_follow_up(app, clie
     retention.anonymise([registration], after_end)
     db.session.commit()
 
-    change = services.change_event(event, {"recording_url": "https://video.example.org/r/2"},
+    change = changes.change_event(event, {"recording_url": "https://video.example.org/r/2"},
                                    after_end)
     db.session.commit()
 

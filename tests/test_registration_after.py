@@ -12,7 +12,7 @@ from extensions import db
 from notifications import planner
 from notifications.dispatcher import dispatch
 from notifications.models import Message
-from registration import places, services, tokens
+from registration import changes, places, services, tokens
 from registration.models import Registration
 from tests.conftest import NOW, make_event, make_registration, outbox, sign_up
 
@@ -199,7 +199,7 @@ def test_own_invite_follows_the_last_update_uid_and_sequence(app, client):
     sign_up(client, event.slug)
     dispatch(NOW)
     later = NOW + timedelta(hours=2)
-    services.change_event(event, {"starts_at": event.starts_at + timedelta(days=1),
+    changes.change_event(event, {"starts_at": event.starts_at + timedelta(days=1),
                                   "ends_at": event.ends_at + timedelta(days=1)}, later)
     db.session.commit()
     dispatch(later)
@@ -221,7 +221,7 @@ def test_own_invite_is_404_without_a_seat(client, case):
     if case == "cancelled":
         services.cancel(registration, NOW)
     if case == "session cancelled":
-        services.change_event(event, {"status": "cancelled"}, NOW)
+        changes.change_event(event, {"status": "cancelled"}, NOW)
     db.session.commit()
     path = "/r/not-a-real-token" if case == "unknown" else manage_path(registration)
     assert client.get(path + "/invite.ics").status_code == 404
@@ -393,7 +393,7 @@ def test_the_delete_pages_in_japanese(client):
 def test_the_manage_page_of_a_cancelled_session_offers_no_seat(client):
     event = make_event()
     sign_up(client, event.slug)
-    services.change_event(event, {"status": "cancelled"}, NOW)
+    changes.change_event(event, {"status": "cancelled"}, NOW)
     db.session.commit()
     page = client.get(manage_path(registration_for("aiko.tanaka@example.org"))).get_data(
         as_text=True)

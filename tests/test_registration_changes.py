@@ -10,7 +10,7 @@ import vobject
 from extensions import db
 from notifications.dispatcher import dispatch
 from notifications.models import Message
-from registration import services
+from registration import changes, services
 from registration.models import Registration
 from tests.conftest import NOW, make_event, outbox, sign_up
 
@@ -43,8 +43,8 @@ def full_event(client):
     return event
 
 
-def change(event, now=NOW + timedelta(hours=1), **changes):
-    result = services.change_event(event, changes, now)
+def change(event, now=NOW + timedelta(hours=1), **fields):
+    result = changes.change_event(event, fields, now)
     db.session.commit()
     return result
 
@@ -98,7 +98,7 @@ def test_reschedule_close_to_the_start_replans_only_reminders_still_ahead(full_e
 
 def test_moving_a_session_into_the_past_is_refused_and_changes_nothing(full_event):
     before = len(messages())
-    with pytest.raises(services.ChangeRefused, match="into the past"):
+    with pytest.raises(changes.ChangeRefused, match="into the past"):
         change(full_event, starts_at=NOW - timedelta(days=1), ends_at=NOW)
     db.session.rollback()
     db.session.refresh(full_event)
@@ -110,14 +110,14 @@ def test_the_service_refuses_a_capacity_below_the_seats_taken_unless_told_to_kee
         full_event):
     full_event.capacity = 2
     db.session.commit()
-    with pytest.raises(services.ChangeRefused,
+    with pytest.raises(changes.ChangeRefused,
                        match="capacity 0 is below the 1 seat already taken") as refused:
         change(full_event, capacity=0)
     assert refused.value.refusal.field == "capacity"
     db.session.rollback()
     assert full_event.capacity == 2
 
-    services.change_event(full_event, {"capacity": 0}, NOW, keep_seats=True)
+    changes.change_event(full_event, {"capacity": 0}, NOW, keep_seats=True)
     db.session.commit()
 
     assert (full_event.capacity, full_event.confirmed_count) == (0, 1)
@@ -193,7 +193,7 @@ def test_cancelled_event_sends_cancel_to_seats_a_notice_to_the_waiting_list_and_
 
 def test_a_cancelled_event_stays_cancelled(full_event):
     change(full_event, status="cancelled")
-    with pytest.raises(services.ChangeRefused, match="publish a new session instead"):
+    with pytest.raises(changes.ChangeRefused, match="publish a new session instead"):
         change(full_event, status="scheduled")
 
 
