@@ -2,10 +2,9 @@
 emails it, signing out of the link everywhere and deleting all of one's data at once."""
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
-from flask_babel import gettext as _
 
 from extensions import db, limiter
-from registration import language, people, places, retention, services, times, tokens
+from registration import cancelling, language, people, places, retention, times, tokens
 from registration.forms import LostLinkForm
 from registration.models import Person
 from registration.private import private_page
@@ -86,27 +85,14 @@ def _theirs_or_404(person: Person, registration_id: int):
     return people.one_of_theirs(person, registration_id) or abort(404)
 
 
-def _cancellation_closed(registration) -> str:
-    return _("“%(title)s” has ended, so its registrations can no longer be cancelled. Nothing "
-             "was changed.", title=registration.event.title)
-
-
 @bp.get(CANCEL_PATH)
 def cancel_confirm(token, registration_id):
     """Ask before cancelling one of the person's registrations, as the manage page does."""
     person, _registrations = _person_or_404(token)
     registration = _theirs_or_404(person, registration_id)
-    now = times.now()
-    if not registration.is_active or registration.event.is_cancelled:
-        return redirect(url_for(".page", token=token), 303)
-    if not registration.event.is_open_for_cancellation(now):
-        abort(410, description=_cancellation_closed(registration))
-    return private_page(render_template(
-        "registration/cancel.html", registration=registration, event=registration.event,
-        now=now, holds_seat=places.holds_seat(registration),
-        action=url_for(".cancel", token=token, registration_id=registration.id),
-        back=url_for(".page", token=token),
-    ))
+    return cancelling.confirmation(
+        registration, action=url_for(".cancel", token=token, registration_id=registration.id),
+        back=url_for(".page", token=token))
 
 
 @bp.post(CANCEL_PATH)
@@ -115,13 +101,7 @@ def cancel(token, registration_id):
     back to the list; a second press changes nothing."""
     person, _registrations = _person_or_404(token)
     registration = _theirs_or_404(person, registration_id)
-    try:
-        services.cancel(registration, times.now())
-    except services.CancellationClosed:
-        message = _cancellation_closed(registration)
-        db.session.rollback()
-        abort(410, description=message)
-    db.session.commit()
+    cancelling.cancel_or_410(registration)
     return redirect(url_for(".page", token=token, cancelled=registration.id), 303)
 
 

@@ -23,6 +23,7 @@ from extensions import database_answers, db, limiter
 from notifications import ical
 from registration import (
     addresses,
+    cancelling,
     language,
     places,
     remember,
@@ -236,7 +237,6 @@ def registered(slug):
     # Not stored by caches: it names a person's address.
     return private_page(render_template(
         "registration/registered.html", event=event, email=email, reminders=reminders,
-        organiser_email=current_app.config["ORGANISER_EMAIL"],
     ))
 
 
@@ -280,38 +280,18 @@ def own_invite(token):
     ))
 
 
-def _cancellation_closed(registration) -> str:
-    return _("“%(title)s” has ended, so its registrations can no longer be cancelled. Nothing "
-             "was changed.", title=registration.event.title)
-
-
 @bp.get("/r/<token>/cancel")
 def cancel_confirm(token):
     """Ask before cancelling: what happens to the seat (or the place in the queue)."""
-    registration = _registration_or_404(token)
-    now = times.now()
-    if not registration.is_active or registration.event.is_cancelled:
-        return redirect(url_for(".manage", token=token), 303)
-    if not registration.event.is_open_for_cancellation(now):
-        abort(410, description=_cancellation_closed(registration))
-    return private_page(render_template(
-        "registration/cancel.html", registration=registration, event=registration.event,
-        now=now, holds_seat=places.holds_seat(registration),
-        action=url_for(".cancel", token=token), back=url_for(".manage", token=token),
-    ))
+    return cancelling.confirmation(_registration_or_404(token),
+                                   action=url_for(".cancel", token=token),
+                                   back=url_for(".manage", token=token))
 
 
 @bp.post("/r/<token>/cancel")
 def cancel(token):
     """Cancel the registration, free the seat and promote the next person, in one transaction."""
-    registration = _registration_or_404(token)
-    try:
-        services.cancel(registration, times.now())
-    except services.CancellationClosed:
-        message = _cancellation_closed(registration)
-        db.session.rollback()
-        abort(410, description=message)
-    db.session.commit()
+    cancelling.cancel_or_410(_registration_or_404(token))
     return redirect(url_for(".cancelled", token=token), 303)
 
 
