@@ -128,6 +128,9 @@ def skip_pending(registration: Registration, reason: str, now: datetime,
     )
     if kinds:
         query = query.where(Message.kind.in_(kinds))
+    else:
+        # The link to all the person's sessions is theirs, whatever becomes of this one.
+        query = query.where(Message.kind != MessageKind.MY_LINK)
     return db.session.execute(query).rowcount
 
 

@@ -47,7 +47,8 @@ def send_lost_link():
 def link_sent():
     """The neutral answer of the lost-link form (and of signing out everywhere)."""
     return render_template("registration/link_sent.html",
-                           signed_out=request.args.get("after") == "sign-out")
+                           signed_out=request.args.get("after") == "sign-out",
+                           per_hour=people.LINK_EMAILS_PER_HOUR)
 
 
 @bp.get("/me/<token>")

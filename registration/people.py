@@ -16,15 +16,18 @@ from registration.models import Event, Person, Registration, RegistrationStatus
 LINK_EMAILS_PER_HOUR = 3
 
 
-def find(email_key: str) -> Person | None:
-    """The person with this address key, if any."""
-    return db.session.scalar(sa.select(Person).where(Person.email_key == email_key))
+def find(email_key: str, *, lock: bool = False) -> Person | None:
+    """The person with this address key, if any (`lock`: until the transaction ends)."""
+    query = sa.select(Person).where(Person.email_key == email_key)
+    return db.session.scalar(query.with_for_update() if lock else query)
 
 
 def ensure(email_key: str, now: datetime) -> Person:
     """The person with this address key, made (with a fresh link) if there is none yet; safe
     against a concurrent sign-up with the same address, which may make it first."""
-    person = find(email_key)
+    # Locked: a delete-all or purge removing the row waits for this sign-up to commit (and
+    # sees its registration), or this waits for it and makes the row again.
+    person = find(email_key, lock=True)
     if person is not None:
         return person
     try:
@@ -42,19 +45,9 @@ def ensure(email_key: str, now: datetime) -> Person:
 
 
 def find_by_token(token: str) -> Person | None:
-    """The person a link to all their sessions belongs to, if the link is current."""
-    if not token or len(token) > 100:
-        return None
-    try:
-        person_id, mac = tokens.split(token)
-    except ValueError:
-        return None
-    if person_id is None:
-        return None  # these links always carried the id
-    person = db.session.get(Person, person_id)
-    if person is None or not tokens.is_valid(person, mac):
-        return None
-    return person
+    """The person a link to all their sessions belongs to, if the link is current (these
+    links always carried the id)."""
+    return tokens.holder(Person, token)
 
 
 def _theirs(person: Person):
@@ -97,7 +90,11 @@ def send_link(person: Person, now: datetime, *, signed_out: bool = False) -> boo
     registration = latest_registration(person)
     if registration is None:
         return False
-    if planner.my_link_count(person.email_key, now - timedelta(hours=1)) >= LINK_EMAILS_PER_HOUR:
+    # One request after another per person, so that parallel ones count each other.
+    db.session.scalar(sa.select(Person.id).where(Person.id == person.id).with_for_update())
+    # A sign-out always brings its new link: only the holder of the current link can ask.
+    if not signed_out and (planner.my_link_count(person.email_key, now - timedelta(hours=1))
+                           >= LINK_EMAILS_PER_HOUR):
         return False
     planner.queue_my_link(registration, now, signed_out=signed_out)
     return True
@@ -106,21 +103,29 @@ def send_link(person: Person, now: datetime, *, signed_out: bool = False) -> boo
 def request_link(email_key: str, now: datetime) -> None:
     """"Lost your link?": an email with it if the address is a person's; nothing otherwise
     (the caller answers the same either way)."""
-    person = find(email_key)
-    if person is not None:
-        send_link(person, now)
+    has_data = db.session.scalar(sa.select(sa.exists().where(
+        Registration.email_key == email_key, Registration.anonymised_at.is_(None))))
+    if has_data:
+        # ensure: the row is made again should a deletion have raced a sign-up and won.
+        send_link(ensure(email_key, now), now)
 
 
 def sign_out_everywhere(person: Person, now: datetime) -> None:
-    """A new link, which every link sent before stops working for, emailed to the person."""
+    """A new link, which every link sent before stops working for, emailed to the person;
+    the manage links of their registrations change too (the page of all their sessions shows
+    the current ones, and a manage page links to it), so an old email opens nothing."""
     tokens.issue_token(person)
+    for registration in registrations_with_data(person):
+        tokens.issue_token(registration)
     db.session.flush()
     send_link(person, now, signed_out=True)
 
 
 def registrations_with_data(person: Person) -> list[Registration]:
     """Every registration of the person that still holds personal data, cancelled ones too."""
-    return db.session.scalars(_theirs(person).order_by(Registration.id)).all()
+    # By session, as sign-ups lock them, so a deletion and a sign-up never wait on each other.
+    return db.session.scalars(_theirs(person).order_by(Registration.event_id,
+                                                       Registration.id)).all()
 
 
 def forget_unused(email_keys: list[str]) -> int:

@@ -166,22 +166,9 @@ def _insert(event: Event, applicant: Applicant, now: datetime) -> Registration:
 
 
 def find_by_token(token: str) -> Registration | None:
-    """The registration a manage link belongs to, if the link is current: made for its nonce
-    with SECRET_KEY or a key still in SECRET_KEY_FALLBACKS."""
-    if not token or len(token) > 100:
-        return None
-    try:
-        registration_id, mac = tokens.split(token)
-    except ValueError:
-        return None
-    if registration_id is None:
-        registration = db.session.scalar(
-            sa.select(Registration).where(Registration.token_digest == tokens.digest(mac)))
-    else:
-        registration = db.session.get(Registration, registration_id)
-    if registration is None or not tokens.is_valid(registration, mac):
-        return None
-    return registration
+    """The registration a manage link belongs to, if the link is current (links sent before
+    they carried the id are found by their digest)."""
+    return tokens.holder(Registration, token, by_digest=True)
 
 
 def cancel(registration: Registration, now: datetime) -> bool:

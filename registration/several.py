@@ -28,6 +28,7 @@ bp = Blueprint("signup", __name__)
 # More `event` values than this in one request is not a person ticking boxes; the programme
 # rarely has this many open sessions at once.
 MAX_CHOSEN = 20
+SLUG_LENGTH = Event.slug.type.length
 # The thank-you page names the address just typed and the sessions chosen, once.
 SIGNED_UP = "signed_up_several"
 
@@ -43,17 +44,22 @@ def _slugs(values: list[str]) -> list[str]:
     return slugs
 
 
+def _may_be_slug(value: str) -> bool:
+    return len(value) <= SLUG_LENGTH and value.isprintable()
+
+
 def _chosen(slugs: list[str], now) -> tuple[list[Event], list[str]]:
     """The chosen sessions that take sign-ups, in the order chosen, and a sentence for each
     slug that names no session or a session that takes no sign-ups."""
+    # Only what a slug can be is looked up (PostgreSQL refuses a NUL in a query).
     found = {event.slug: event for event in db.session.scalars(
-        sa.select(Event).where(Event.slug.in_([slug for slug in slugs if len(slug) <= 80])))}
+        sa.select(Event).where(Event.slug.in_([slug for slug in slugs if _may_be_slug(slug)])))}
     events, problems = [], []
     for slug in slugs:
         event = found.get(slug)
         if event is None:
-            problems.append(_("There is no session “%(slug)s” in the programme.",
-                              slug=slug[:80]))
+            shown = "".join(char if char.isprintable() else "\ufffd" for char in slug[:80])
+            problems.append(_("There is no session “%(slug)s” in the programme.", slug=shown))
         elif not event.is_open_for_signup(now):
             problems.append(closed_message(event))
         else:
@@ -98,10 +104,11 @@ def send():
     form = SignupForm()
     if form.website.data:
         # A bot filled the honeypot: answer as to anyone, keep nothing.
-        return _thank_you(slugs, form)
+        return _thank_you(events, form)
     if not slugs:
         problems.append(_("Choose at least one session from the programme."))
-    if not form.validate() or problems:
+    # Without a session there is no form on the page: only the choice is in question.
+    if not events or not form.validate() or problems:
         return _render(events, problems, form, 422)
     try:
         services.sign_up_many(events, form.applicant(), now)
@@ -113,14 +120,15 @@ def send():
         db.session.rollback()
         return _render(events, problems, form, 422)
     db.session.commit()
-    response = _thank_you(slugs, form)
+    response = _thank_you(events, form)
     # Unticked leaves an earlier cookie as it is: forgetting is the explicit "Forget me".
     return remember.remember(response, form) if form.remember.data else response
 
 
-def _thank_you(slugs: list[str], form: SignupForm):
+def _thank_you(events: list[Event], form: SignupForm):
     """303 to the thank-you page, which will name the sessions and the address as typed."""
-    session[SIGNED_UP] = {"slugs": slugs, "email": (form.email.data or "").strip()[:320]}
+    session[SIGNED_UP] = {"slugs": [event.slug for event in events],
+                          "email": (form.email.data or "").strip()[:320]}
     return redirect(url_for(".done"), 303)
 
 

@@ -10,8 +10,10 @@ import hmac
 import secrets
 from base64 import urlsafe_b64encode
 
+import sqlalchemy as sa
 from flask import current_app
 
+from extensions import db
 from registration.models import Person, Registration
 
 # The largest id a link may name: PostgreSQL's integer, so a longer number is "no such link"
@@ -79,6 +81,27 @@ def split(token: str) -> tuple[int | None, str]:
             and int(selector) <= MAX_ID):
         raise ValueError("not an id")
     return int(selector), mac
+
+
+def holder(model, token: str, *, by_digest: bool = False):
+    """The row of `model` (a registration or a person) a link names, if the link is current:
+    made for the row's nonce with SECRET_KEY or a key still in SECRET_KEY_FALLBACKS. A link
+    sent as a bare MAC (before links carried the id) is found by its digest when `by_digest`."""
+    if not token or len(token) > 100:
+        return None
+    try:
+        row_id, mac = split(token)
+    except ValueError:
+        return None
+    if row_id is None:
+        if not by_digest:
+            return None
+        row = db.session.scalar(sa.select(model).where(model.token_digest == digest(mac)))
+    else:
+        row = db.session.get(model, row_id)
+    if row is None or not is_valid(row, mac):
+        return None
+    return row
 
 
 def is_valid(holder: Registration | Person, mac: str) -> bool:

@@ -295,6 +295,59 @@ def test_signing_out_everywhere_revokes_the_link_and_emails_a_new_one(app, clien
     assert client.post(f"{old}/sign-out", data={"csrf_token": csrf}).status_code == 404
 
 
+def test_signing_out_everywhere_also_ends_the_manage_links_of_earlier_emails(client):
+    events = [make_event(), make_event(slug="second")]
+    for event in events:
+        sign_up(client, event.slug)
+    manage_paths = [f"/r/{tokens.manage_token(registration_of(event))}" for event in events]
+    assert all(client.get(path).status_code == 200 for path in manage_paths)
+    old = me_path(person_of())
+    csrf = CSRF_RE.search(client.get(old).get_data(as_text=True)).group(1)
+    assert client.post(f"{old}/sign-out", data={"csrf_token": csrf}).status_code == 303
+    # A manage page shows the current link to all one's sessions: an old one must open nothing.
+    assert [client.get(path).status_code for path in manage_paths] == [404, 404]
+    db.session.expire_all()
+    page = client.get(me_path(person_of())).get_data(as_text=True)
+    for event in events:
+        assert f"/r/{tokens.manage_token(registration_of(event))}/invite.ics" in page
+
+
+def test_a_sign_out_brings_its_new_link_when_the_hourly_allowance_is_used(client):
+    sign_up(client, make_event().slug)
+    for _ in range(people.LINK_EMAILS_PER_HOUR):
+        ask_for_link(client, AIKO)
+    assert len(link_emails()) == people.LINK_EMAILS_PER_HOUR
+    old = me_path(person_of())
+    csrf = CSRF_RE.search(client.get(old).get_data(as_text=True)).group(1)
+    client.post(f"{old}/sign-out", data={"csrf_token": csrf})
+    assert link_emails()[-1].detail == {"signed_out": True}
+
+
+def test_cancelling_a_registration_leaves_the_link_email_asked_for(client):
+    event = make_event()
+    sign_up(client, event.slug)
+    ask_for_link(client, AIKO)
+    path = me_path(person_of())
+    registration = registration_of(event)
+    csrf = CSRF_RE.search(client.get(f"{path}/cancel/{registration.id}").get_data(
+        as_text=True)).group(1)
+    client.post(f"{path}/cancel/{registration.id}", data={"csrf_token": csrf})
+    db.session.expire_all()
+    assert registration_of(event).status == "cancelled"
+    [message] = link_emails()
+    assert message.status == "pending"
+
+
+def test_a_person_row_lost_to_a_race_is_made_again_by_the_link_form(client):
+    sign_up(client, make_event().slug)
+    # As when a deletion of all their data raced a new sign-up and removed the row.
+    db.session.execute(sa.delete(Person))
+    db.session.commit()
+    assert ask_for_link(client, AIKO).status_code == 303
+    assert person_of() is not None
+    assert len(link_emails()) == 1
+
+
 def test_looking_changes_nothing(client):
     soon, _later, _full = three_sessions(client)
     path = me_path(person_of())
@@ -382,9 +435,9 @@ def test_two_sign_ups_with_one_address_make_one_person(client, monkeypatch):
     # would: its insert meets the unique key, and it takes the row the first one made.
     real_find, looked = people.find, []
 
-    def find_too_early(email_key):
+    def find_too_early(email_key, **options):
         looked.append(email_key)
-        return None if len(looked) == 1 else real_find(email_key)
+        return None if len(looked) == 1 else real_find(email_key, **options)
 
     monkeypatch.setattr(people, "find", find_too_early)
     assert sign_up(client, make_event(slug="second").slug).status_code == 303

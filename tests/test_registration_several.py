@@ -3,7 +3,7 @@ registration and one email (with its own invite) per session, in one transaction
 refused with nothing stored."""
 
 from datetime import timedelta
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -370,4 +370,27 @@ def test_sign_up_many_names_every_closed_session_and_changes_nothing(app):
         services.sign_up_many(events, applicant, NOW)
     assert refused.value.args == (SLUGS[1], SLUGS[2])
     db.session.rollback()
+    assert registrations() == []
+
+
+def test_a_chosen_value_no_slug_can_be_is_refused_without_asking_the_database(client):
+    events = three_sessions()
+    for value in ("a\x00b", "x" * 81, "tab\there"):
+        page = client.get(choose_url(events[0].slug) + "&event=" + quote(value))
+        assert page.status_code == 200, value
+        assert "There is no session" in page.get_data(as_text=True)
+        response = sign_up_several(client, [events[0].slug, value],
+                                   token_slugs=[events[0].slug])
+        assert response.status_code == 422, value
+    assert registrations() == []
+
+
+def test_a_choice_of_only_unknown_sessions_asks_only_about_the_choice(client):
+    three_sessions()
+    response = sign_up_several(client, ["no-such-session"], token_slugs=[SLUGS[0]], name="",
+                               email="")
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    # No form is shown without a session, so the summary links to no field of one.
+    assert '<a href="#sessions">' in html and '<a href="#name">' not in html
     assert registrations() == []
