@@ -100,14 +100,26 @@ def run_migrations_online():
             # stays, so it never queues every request behind it).
             connection.exec_driver_sql("SET statement_timeout = 0")
             connection.commit()  # the setting outlives it; the migrations begin their own
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite changes a table by making it anew and dropping the old one; with foreign
+            # keys enforced that DROP deletes the rows of every table whose foreign key
+            # cascades (registrations, messages). The setting holds only outside a
+            # transaction: set on the driver's connection before the migrations begin theirs.
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
             **conf_args
         )
 
-        with context.begin_transaction():
-            context.run_migrations()
+        try:
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if sqlite:
+                connection.rollback()
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys = ON")
 
 
 if context.is_offline_mode():

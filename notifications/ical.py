@@ -131,8 +131,9 @@ def _shared(method, sequence, stamp, start, end, title, description, location, u
 
 
 def event_uid(event: Event) -> str:
-    """The UID of an event in the public calendars, stable for the event's life."""
-    return f"event-{event.id}@forum-signup"
+    """The UID of an event in the public calendars: its stored random public UID (never the
+    row id), the same for the event's life and on no other installation."""
+    return f"{event.public_uid}@forum-signup"
 
 
 def public_calendar(events: Iterable[Event], base_url: str, name: str | None = None) -> bytes:

@@ -1,5 +1,6 @@
 """The programme's events and the people registered for them."""
 
+import uuid
 from datetime import datetime
 from enum import StrEnum
 
@@ -111,6 +112,10 @@ class Event(db.Model):
     recording_url: Mapped[str | None] = mapped_column(sa.String(2000))
     # Raised with every change people must hear of, for the public calendar files.
     ical_sequence: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The event's UID in the public calendars: random (UUID4), so that no two installations
+    # ever share one, and never the row id; kept for the event's life.
+    public_uid: Mapped[str] = mapped_column(sa.String(64), unique=True,
+                                            default=lambda: str(uuid.uuid4()))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -94,11 +94,21 @@ def test_the_database_refuses_a_status_no_enum_has(app):
     db.session.rollback()
 
 
+def _events_then_downgrade(revision: str, *events):
+    """Events made at the newest schema, kept loaded and detached, then the schema taken back
+    to `revision`: the model names columns (public_uid) an older events table lacks, and the
+    registrations made afterwards only need the events' ids."""
+    for event in events:
+        db.session.refresh(event)
+    db.session.remove()
+    downgrade(revision=revision)
+    return events
+
+
 def test_upgrading_rewrites_stored_international_addresses_to_their_wire_form(app):
     from tests.conftest import make_event, make_registration
 
-    downgrade(revision="0004")
-    event = make_event()
+    [event] = _events_then_downgrade("0004", make_event())
     # As rows were written before: the Unicode domain, its case-folded key (faß → fass).
     old = make_registration(event, email="Anna@faß.de", email_key="anna@fass.de")
     plain = make_registration(event, email="ben@example.org", email_key="ben@example.org")
@@ -116,9 +126,8 @@ def test_upgrading_gives_every_address_with_data_a_person_whose_link_works(app):
     from registration import people, tokens
     from tests.conftest import make_event, make_registration
 
-    downgrade(revision="0005")
+    first, second = _events_then_downgrade("0005", make_event(), make_event(slug="second"))
     assert "people" not in sa.inspect(db.engine).get_table_names()
-    first, second = make_event(), make_event(slug="second")
     make_registration(first, email="Aiko@example.org", email_key="aiko@example.org")
     make_registration(second, email="aiko@example.org", email_key="aiko@example.org")
     make_registration(first, email="ben@example.org", status="cancelled")
@@ -156,5 +165,46 @@ def test_the_outbox_takes_a_link_email_after_upgrading_and_refuses_it_before(app
         db.session.rollback()
     finally:
         # The PostgreSQL database is shared by the run's tests: leave it at the newest schema.
+        db.session.remove()
+        upgrade()
+
+
+def test_upgrading_gives_every_event_its_own_random_public_uid_and_downgrading_drops_it(app):
+    import uuid
+
+    from tests.conftest import make_event
+
+    events = _events_then_downgrade("0006", make_event(), make_event(slug="second"),
+                                    make_event(slug="third"))
+    assert "public_uid" not in {c["name"] for c in sa.inspect(db.engine).get_columns("events")}
+    db.session.remove()
+    upgrade()
+    rows = dict(db.session.execute(sa.text("SELECT id, public_uid FROM events")).all())
+    assert set(rows) == {event.id for event in events}
+    uids = [uuid.UUID(value) for value in rows.values()]
+    assert len(set(uids)) == 3 and all(value.version == 4 for value in uids)
+    # The stored UIDs are new ones, not the ones the events had before the downgrade.
+    assert not {str(value) for value in uids} & {event.public_uid for event in events}
+    with pytest.raises(sa.exc.IntegrityError):
+        db.session.execute(sa.text("UPDATE events SET public_uid = :uid"),
+                           {"uid": str(uids[0])})
+    db.session.rollback()
+
+
+def test_upgrading_keeps_the_registrations_of_events_sqlite_makes_anew(app):
+    # SQLite changes the events table by copying it; the copy must not cascade a delete.
+    from tests.conftest import make_event, make_registration
+
+    [event] = _events_then_downgrade("0006", make_event())
+    make_registration(event)
+    db.session.commit()
+    db.session.remove()
+    upgrade()
+    assert db.session.scalar(sa.text("SELECT count(*) FROM registrations")) == 1
+    db.session.remove()
+    downgrade(revision="0006")
+    try:
+        assert db.session.scalar(sa.text("SELECT count(*) FROM registrations")) == 1
+    finally:
         db.session.remove()
         upgrade()

@@ -16,6 +16,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 def an_event(**fields):
     values = {
         "id": 7,
+        "public_uid": "6f1c2e0a-4b7d-4e8a-9c3f-2a5b8d7e1f07",
         "slug": "climate-finance-101",
         "title": "Climate finance 101",
         "starts_at": datetime(2025, 7, 1, 12, 0, tzinfo=UTC),
@@ -172,7 +173,8 @@ def test_invite_bytes_are_deterministic_for_the_same_inputs():
 
 
 def test_public_calendar_has_no_method_organizer_attendee_or_join_link():
-    events = [an_event(), an_event(id=8, slug="urban-heat", title="Urban heat")]
+    events = [an_event(), an_event(id=8, slug="urban-heat", title="Urban heat",
+                                    public_uid="c2d4e6f8-1a3b-4c5d-8e7f-9a0b1c2d3e08")]
     data = ical.public_calendar(events, "http://forum.example.org/", name="Forum programme")
     text = data.decode()
     for forbidden in ("METHOD", "ORGANIZER", "ATTENDEE", "meet.example.org"):
@@ -182,7 +184,9 @@ def test_public_calendar_has_no_method_organizer_attendee_or_join_link():
     parsed = vobject.readOne(text)
     assert parsed.x_wr_calname.value == "Forum programme"
     vevents = parsed.contents["vevent"]
-    assert [v.uid.value for v in vevents] == ["event-7@forum-signup", "event-8@forum-signup"]
+    # The stored public UID, never the row id.
+    assert [v.uid.value for v in vevents] == ["6f1c2e0a-4b7d-4e8a-9c3f-2a5b8d7e1f07@forum-signup",
+                                              "c2d4e6f8-1a3b-4c5d-8e7f-9a0b1c2d3e08@forum-signup"]
     assert vevents[1].url.value == "http://forum.example.org/events/urban-heat"
     assert vevents[0].dtstart.value == datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
     assert "DTSTART:20250701T120000Z" in lines
