@@ -318,6 +318,7 @@ def create_app(test_config=None):
     from organisers.exports import bp as organiser_exports_bp
     from organisers.views import bp as organisers_bp
     from registration import cli as registration_cli
+    from registration.feeds import bp as feeds_bp
     from registration.me import bp as me_bp
     from registration.several import bp as signup_bp
     from registration.views import bp as registration_bp
@@ -326,6 +327,7 @@ def create_app(test_config=None):
     app.register_blueprint(registration_bp)
     app.register_blueprint(signup_bp)
     app.register_blueprint(me_bp)
+    app.register_blueprint(feeds_bp)
     app.register_blueprint(organisers_bp)
     app.register_blueprint(organiser_events_bp)
     app.register_blueprint(organiser_exports_bp)

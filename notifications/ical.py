@@ -3,11 +3,11 @@
 import functools
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from flask_babel import force_locale
+from flask_babel import force_locale, pgettext
 from flask_babel import gettext as _
-from icalendar import Calendar, vCalAddress
+from icalendar import Calendar, vCalAddress, vDuration
 from icalendar import Event as VEvent
 
 from registration.models import Event, Registration
@@ -130,18 +130,36 @@ def _shared(method, sequence, stamp, start, end, title, description, location, u
     return _calendar(in_file), vevent
 
 
+# How often a subscribed calendar app should fetch the programme again (RFC 7986's
+# REFRESH-INTERVAL, and X-PUBLISHED-TTL for the apps that only know that one).
+REFRESH = timedelta(hours=6)
+
+
 def event_uid(event: Event) -> str:
     """The UID of an event in the public calendars: its stored random public UID (never the
     row id), the same for the event's life and on no other installation."""
     return f"{event.public_uid}@forum-signup"
 
 
-def public_calendar(events: Iterable[Event], base_url: str, name: str | None = None) -> bytes:
-    """A calendar of public events (no METHOD, ORGANIZER, ATTENDEE or join link) for download."""
+def _title(event: Event) -> str:
+    if not event.is_cancelled:
+        return event.title
+    # TRANSLATORS: a session the organisers called off, in the public calendars.
+    return pgettext("calendar", "Cancelled: %(title)s", title=event.title)
+
+
+def public_calendar(events: Iterable[Event], base_url: str, name: str | None = None, *,
+                    refresh: timedelta | None = None) -> bytes:
+    """A calendar of public events (no METHOD, ORGANIZER, ATTENDEE or join link) for download,
+    in the page's language; `refresh` is how often a subscriber should fetch it again. A
+    cancelled session stays in it, marked CANCELLED and its title saying so."""
     base_url = base_url.rstrip("/")
     calendar = _calendar()
     if name:
         calendar.add("x-wr-calname", name)
+    if refresh is not None:
+        calendar.add("refresh-interval", refresh, parameters={"VALUE": "DURATION"})
+        calendar.add("x-published-ttl", vDuration(refresh))
     for event in events:
         page = f"{base_url}/events/{event.slug}"
         vevent = VEvent.new(
@@ -151,7 +169,7 @@ def public_calendar(events: Iterable[Event], base_url: str, name: str | None = N
             last_modified=_utc(event.updated_at),
             start=_utc(event.starts_at),
             end=_utc(event.ends_at),
-            summary=event.title,
+            summary=_title(event),
             description="\n\n".join(p for p in (event.description.strip(), page) if p),
             url=page,
             location=event.location or None,

@@ -1,8 +1,8 @@
-"""Public pages: the programme, an event, sign-up, the attendee's own page, calendar files."""
+"""Public pages: the programme, an event, sign-up, the attendee's own page (the public
+calendar files are in registration/feeds.py)."""
 
 import hashlib
 from collections import OrderedDict
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import (
@@ -24,6 +24,7 @@ from notifications import ical
 from registration import (
     addresses,
     cancelling,
+    feeds,
     language,
     places,
     remember,
@@ -135,7 +136,7 @@ def _render_event(event: Event, form: SignupForm, status: int = 200):
         form=form,
         now=now,
         others=[other for other in open_events(now) if other.id != event.id],
-        subscribe_url=_webcal(url_for(".programme_ics")),
+        **feeds.subscription_links(),
     ), status)
     return form_page(response)
 
@@ -144,12 +145,6 @@ def form_page(response: Response) -> Response:
     """A page with a sign-up form: one that names a person's remembered details is not for
     any cache."""
     return private_page(response) if remember.details() else response
-
-
-def _webcal(path: str) -> str:
-    """The subscription address of a calendar file: webcal:// makes calendar apps subscribe
-    (and keep it updated) instead of importing a copy."""
-    return "webcal://" + urlsplit(current_app.config["BASE_URL"]).netloc + path
 
 
 @bp.get("/events/<slug>")
@@ -273,7 +268,7 @@ def own_invite(token):
         abort(404, description=_("Only a confirmed seat has a calendar invite."))
     config = current_app.config
     organiser = addresses.parse(config["ORGANISER_EMAIL"], test_environment=True)
-    return private_page(_calendar_response(
+    return private_page(feeds.calendar_response(
         ical.own_invite(registration, organiser.wire, times.now(),
                         organiser_name=config["MAIL_FROM_NAME"]),
         "invite.ics",
@@ -331,32 +326,6 @@ def delete_data(token):
 def data_deleted():
     """Where a person lands after deleting their data."""
     return render_template("registration/deleted.html")
-
-
-def _calendar_response(body: bytes, filename: str) -> Response:
-    response = Response(body, mimetype="text/calendar")
-    response.headers["Content-Type"] = "text/calendar; charset=utf-8"
-    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
-    return response
-
-
-@bp.get("/events/<slug>.ics")
-def event_ics(slug):
-    """One session as a calendar file, without join link or attendees."""
-    event = event_or_404(slug)
-    return _calendar_response(
-        ical.public_calendar([event], current_app.config["BASE_URL"]), f"{event.slug}.ics"
-    )
-
-
-@bp.get("/programme.ics")
-def programme_ics():
-    """Every published session, for subscribing to in a calendar app."""
-    events = db.session.scalars(sa.select(Event).order_by(Event.starts_at, Event.id)).all()
-    calendar = ical.public_calendar(
-        events, current_app.config["BASE_URL"], name=current_app.config["PROGRAMME_NAME"]
-    )
-    return _calendar_response(calendar, "programme.ics")
 
 
 @bp.get("/privacy")
