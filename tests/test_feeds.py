@@ -7,6 +7,7 @@ from html import unescape
 from urllib.parse import quote
 
 import icalendar
+import pytest
 import sqlalchemy as sa
 import vobject
 from werkzeug.http import http_date, parse_date
@@ -14,6 +15,8 @@ from werkzeug.http import http_date, parse_date
 from extensions import db
 from registration import changes
 from registration.models import Event
+from registration.programme import apply_programme, parse_programme
+from tests.caldav import RadicaleServer
 from tests.conftest import NOW, make_event
 
 PROGRAMME = "/programme.ics"
@@ -153,6 +156,17 @@ def test_public_uids_are_the_stored_random_uuid_and_survive_changes(client):
     assert set(_vevents(client.get(PROGRAMME).get_data())) == uids
 
 
+def test_events_imported_from_a_programme_file_get_their_own_public_uids(app):
+    rows, problems = parse_programme(b"slug,title,starts_at,ends_at\n"
+                                     b"heat-plans,Heat plans,2026-07-07T14:00,2026-07-07T15:00\n"
+                                     b"urban-heat,Urban heat,2026-07-08T14:00,2026-07-08T15:00\n")
+    assert problems == []
+    apply_programme(rows, NOW)
+    db.session.commit()
+    uids = db.session.scalars(sa.select(Event.public_uid)).all()
+    assert len(set(uids)) == 2 and all(uuid.UUID(value).version == 4 for value in uids)
+
+
 def test_the_same_row_made_again_gets_another_uid_as_another_installation_would(client):
     first = make_event()
     row_id, old_uid = first.id, first.public_uid
@@ -174,3 +188,36 @@ def test_the_event_page_offers_the_webcal_subscription_and_googles_add_by_url(cl
         google = "https://calendar.google.com/calendar/r?cid=" + quote(webcal, safe="")
         assert f'href="{google}"' in page
         assert "cid=webcal%3A%2F%2Fforum.example.org%2Fprogramme.ics%3Flang%3D" in page
+
+
+@pytest.fixture(scope="module")
+def radicale(tmp_path_factory):
+    server = RadicaleServer(tmp_path_factory.mktemp("radicale")).start()
+    yield server
+    server.stop()
+
+
+def test_a_caldav_server_holding_the_subscription_keeps_one_entry_per_session(client, radicale):
+    # A subscribing app stores the feed it fetched; Radicale stores an uploaded calendar one
+    # item per UID. Refetched after a change, the same items change: none added, none lost.
+    event = make_event()
+    make_event(slug="urban-heat", title="Urban heat")
+    session = radicale.session()
+    collection = f"{radicale.url}/{radicale.user}/programme-{uuid.uuid4().hex[:12]}/"
+
+    def stored_after_upload():
+        response = session.put(collection, data=client.get(PROGRAMME).get_data(),
+                               headers={"Content-Type": "text/calendar; charset=utf-8"})
+        assert response.status_code in (201, 204), (response.status_code, response.text)
+        stored = vobject.readOne(session.get(collection).text).contents["vevent"]
+        return {v.uid.value: (v.summary.value, v.status.value, v.dtstart.value) for v in stored}
+
+    before = stored_after_upload()
+    assert len(before) == 2
+    new_start = event.starts_at + timedelta(days=1)
+    change(event, starts_at=new_start, ends_at=new_start + timedelta(hours=1))
+    change(event, status="cancelled", now=NOW + timedelta(hours=2))
+    after = stored_after_upload()
+    assert after.keys() == before.keys()
+    assert after[f"{event.public_uid}@forum-signup"] == (
+        "Cancelled: Climate finance 101", "CANCELLED", new_start)

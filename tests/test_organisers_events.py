@@ -3,6 +3,7 @@ tell registrants through the same service as the importer, confirmations before 
 ones, attendees, the timeline of emails and retrying failed ones."""
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -112,6 +113,7 @@ def test_new_event_form_creates_the_event_with_every_field_and_audits_it(admin):
         "heat-plans", "Heat action plans", "workshop", "reflect", "Asia/Tokyo", 40, "ja",
         "https://meet.example.org/j/42", "Online", "First line.\nSecond line.", "scheduled",
         None)
+    assert uuid.UUID(event.public_uid).version == 4  # its UID in the public calendars
     # Wall-clock times in the event's zone, stored in UTC.
     assert event.starts_at == datetime(2025, 7, 7, 5, 0, tzinfo=UTC)
     assert event.ends_at == datetime(2025, 7, 7, 6, 30, tzinfo=UTC)
