@@ -11,7 +11,6 @@ from flask_migrate import downgrade, upgrade
 
 from extensions import db
 
-
 # Columns the models have that are newer than the revisions the tests below go back to; the
 # ORM writes every column, so they are there while those tests write their old rows.
 NEWER_COLUMNS = {"registrations": {"unsubscribed_at": "TIMESTAMP"}}
