@@ -68,7 +68,9 @@ _FOLDED: dict[tuple, bytes] = {}
 _FOLDED_LIMIT = 1024
 
 
-WIRE = _WirePolicy(linesep="\r\n", header_factory=_HeaderClasses())
+# Folded within 76 rather than 78: the folder fills a continuation line with one encoded word,
+# which RFC 2047 allows 75 characters (at 78 it writes words of 76).
+WIRE = _WirePolicy(linesep="\r\n", max_line_length=76, header_factory=_HeaderClasses())
 WIRE_UTF8 = WIRE.clone(utf8=True)
 
 
