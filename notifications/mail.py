@@ -20,6 +20,7 @@ from flask_babel import lazy_gettext as _l
 from notifications import dkim, ical
 from notifications.models import JOIN_LINK_KINDS, UNSUBSCRIBABLE_KINDS, Message, MessageKind
 from registration import addresses, times, tokens
+from registration import unsubscribe as unsubscribing
 from registration.models import Language, RegistrationStatus
 
 
@@ -206,13 +207,6 @@ def manage_url(registration, base_url: str) -> str | None:
     return f"{base_url}/r/{tokens.manage_token(registration)}"
 
 
-def unsubscribe_url(registration, base_url: str) -> str | None:
-    """The one-click link that stops the registration's reminders and follow-ups (nothing else)."""
-    if registration.anonymised_at is not None:
-        return None
-    return f"{base_url}/u/{tokens.unsubscribe_token(registration)}"
-
-
 def me_url(registration, base_url: str) -> str | None:
     """The link to all the person's sessions; none for a row without its person (written
     before people had one, or whose data was deleted): the email goes without it."""
@@ -393,7 +387,7 @@ def build_message(message: Message, config, now: datetime) -> OutgoingMail:
         root["Message-ID"] = message_id
         root["Auto-Submitted"] = _HEADERS["Auto-Submitted"]
         root["X-Auto-Response-Suppress"] = _HEADERS["X-Auto-Response-Suppress"]
-        unsubscribe = (unsubscribe_url(registration, config["BASE_URL"])
+        unsubscribe = (unsubscribing.url(registration, config["BASE_URL"])
                        if message.kind in UNSUBSCRIBABLE_KINDS else None)
         if unsubscribe:  # only reminders and follow-ups: every other email must reach them
             root["List-Unsubscribe"] = _header(

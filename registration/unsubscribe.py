@@ -19,8 +19,11 @@ bp = Blueprint("unsubscribe", __name__)
 FIELD, VALUE = "List-Unsubscribe", "One-Click"
 
 
-def url(registration: Registration, base_url: str) -> str:
-    """The registration's unsubscribe link, as List-Unsubscribe carries it."""
+def url(registration: Registration, base_url: str) -> str | None:
+    """The registration's unsubscribe link, as List-Unsubscribe carries it; none once its data
+    was deleted (nobody is left to write to)."""
+    if registration.anonymised_at is not None:
+        return None
     return f"{base_url}/u/{tokens.unsubscribe_token(registration)}"
 
 

@@ -1,4 +1,4 @@
-"""Headers of issue 10: DKIM signatures that verify against the record `flask dkim-record`
+"""The headers of every email: DKIM signatures that verify against the record `flask dkim-record`
 prints, the envelope sender, List-Unsubscribe on reminders and follow-ups only, automatic
 replies suppressed, short header lines and encoded words, invites that ask for no reply."""
 
