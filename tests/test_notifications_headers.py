@@ -68,6 +68,20 @@ def test_the_record_names_the_selector_and_domain_and_splits_its_text(signing_ap
     assert text.startswith(b"v=DKIM1; k=rsa; p=MIIB")
 
 
+@pytest.mark.parametrize("traditional", [False, True])
+def test_the_published_key_is_the_public_key_openssl_derives(tmp_path, traditional):
+    from notifications import dkim as ours
+
+    key = tmp_path / "key.pem"
+    subprocess.run(["openssl", "genrsa", *(["-traditional"] if traditional else []), "-out",
+                    str(key), "2048"], check=True, capture_output=True)
+    public = subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-outform", "DER"],
+                            check=True, capture_output=True).stdout
+    assert ours.public_key_der(ours.read_key(str(key))) == public
+    header = b"-----BEGIN RSA PRIVATE KEY-----" if traditional else b"-----BEGIN PRIVATE KEY"
+    assert key.read_bytes().startswith(header)
+
+
 def test_a_signed_message_verifies_against_the_printed_record(signing_app):
     mail = build_message(a_reminder(), signing_app.config, NOW)
     assert mail.data.startswith(b"DKIM-Signature: ")
