@@ -163,3 +163,14 @@ def test_a_new_nonce_revokes_the_unsubscribe_link_too(app):
     client = app.test_client(use_cookies=False)
     assert client.get(old).status_code == 404
     assert client.get(path(registration)).status_code == 200
+
+
+def test_a_cancelled_registration_is_told_nothing_of_a_place_kept(app):
+    registration = seat_holder()
+    services.cancel(registration, NOW)
+    db.session.commit()
+    response = app.test_client(use_cookies=False).post(path(registration), data=ONE_CLICK)
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "You will get no more reminders for “Climate finance 101”." in page
+    assert "your place is kept" not in page
