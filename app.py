@@ -147,6 +147,10 @@ def load_settings(env, instance_path):
                                      1, 600),
         "MAIL_FROM": _email("MAIL_FROM", get("MAIL_FROM", "forum@example.org")),
         "MAIL_FROM_NAME": get("MAIL_FROM_NAME", "Forum Sign-up"),
+        # MAIL FROM (the Return-Path): where bounces go.
+        "SMTP_ENVELOPE_FROM": _email("SMTP_ENVELOPE_FROM",
+                                     get("SMTP_ENVELOPE_FROM", get("MAIL_FROM",
+                                                                   "forum@example.org"))),
         "ORGANISER_EMAIL": _email("ORGANISER_EMAIL", get("ORGANISER_EMAIL", "forum@example.org")),
         "SCHEDULER": _choice("SCHEDULER", get("SCHEDULER", "embedded"), ("embedded", "off")),
         "DISPATCH_INTERVAL_SECONDS": _int(
@@ -245,6 +249,12 @@ def load_settings(env, instance_path):
         "memory", "redis", "rediss", "redis+unix", "memcached"
     }:
         raise ConfigError("RATELIMIT_STORAGE_URI must be memory:// or redis://host:port")
+    from notifications import dkim
+
+    try:  # the key is read once, here: one that can't be read stops start-up
+        settings.update(dkim.settings(get, settings["MAIL_FROM"]))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return settings
 
 
@@ -264,6 +274,7 @@ SETTING_NAMES = {
     "DATABASE_LOCK_TIMEOUT_SECONDS", "DATABASE_CONNECT_TIMEOUT_SECONDS",
     "DATABASE_POOL_TIMEOUT_SECONDS", "DATABASE_STATEMENT_TIMEOUT_SECONDS",
     "DATABASE_IDLE_TRANSACTION_TIMEOUT_SECONDS", "DATABASE_KEEPALIVE_SECONDS",
+    "SMTP_ENVELOPE_FROM", "DKIM_PRIVATE_KEY_PATH", "DKIM_SELECTOR", "DKIM_DOMAIN",
 }
 
 
@@ -321,6 +332,7 @@ def create_app(test_config=None):
     from registration.feeds import bp as feeds_bp
     from registration.me import bp as me_bp
     from registration.several import bp as signup_bp
+    from registration.unsubscribe import bp as unsubscribe_bp
     from registration.views import bp as registration_bp
     from registration.views import format_helpers
 
@@ -328,6 +340,7 @@ def create_app(test_config=None):
     app.register_blueprint(signup_bp)
     app.register_blueprint(me_bp)
     app.register_blueprint(feeds_bp)
+    app.register_blueprint(unsubscribe_bp)
     app.register_blueprint(organisers_bp)
     app.register_blueprint(organiser_events_bp)
     app.register_blueprint(organiser_exports_bp)

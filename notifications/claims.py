@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from extensions import database_now, db
 from notifications.models import (
     SEAT_ONLY_KINDS,
+    UNSUBSCRIBABLE_KINDS,
     Message,
     MessageKind,
     MessageStatus,
@@ -65,6 +66,8 @@ def skip_reason(message: Message, now: datetime) -> str | None:
         # cancellation keeps its address (see planner.forget_recipients).
         if registration.anonymised_at is not None:
             return "personal data deleted"
+    if message.kind in UNSUBSCRIBABLE_KINDS and registration.unsubscribed_at is not None:
+        return "unsubscribed"  # a row a dispatcher held as the link was used
     if message.kind in SEAT_ONLY_KINDS and registration.status != RegistrationStatus.CONFIRMED:
         return "not confirmed"
     if message.kind == MessageKind.REMINDER and now >= event.starts_at:

@@ -1,4 +1,4 @@
-"""Command-line tools for the outbox: dispatch once, or run the worker."""
+"""Command-line tools for the outbox: dispatch once, run the worker, print the DKIM record."""
 
 from datetime import UTC, datetime
 from typing import NoReturn
@@ -76,7 +76,23 @@ def worker_command(ctx, once, now):
     worker.run(app)
 
 
+@click.command("dkim-record")
+@click.pass_context
+@with_appcontext
+def dkim_record_command(ctx):
+    """Print the DNS TXT record that publishes the DKIM key (DKIM_PRIVATE_KEY_PATH) under
+    DKIM_SELECTOR._domainkey.DKIM_DOMAIN."""
+    from notifications import dkim
+
+    config = current_app.config
+    if not config.get("DKIM_PRIVATE_KEY"):
+        _refuse(ctx, "DKIM_PRIVATE_KEY_PATH is not set: there is no key to publish")
+    click.echo(dkim.record(config["DKIM_PRIVATE_KEY"], config["DKIM_SELECTOR"],
+                           config["DKIM_DOMAIN"]))
+
+
 def init_app(app):
     """Register the outbox commands on the app's CLI."""
     app.cli.add_command(dispatch_command)
+    app.cli.add_command(dkim_record_command)
     app.cli.add_command(worker_command)

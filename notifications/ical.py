@@ -13,7 +13,14 @@ from icalendar import Event as VEvent
 from registration.models import Event, Registration
 
 PRODID = "-//Forum Sign-up//Forum Sign-up//EN"
-METHODS = ("REQUEST", "CANCEL")
+REQUEST, CANCEL = "REQUEST", "CANCEL"
+METHODS = (REQUEST, CANCEL)
+
+
+def replies_are_read(config) -> bool:
+    """Whether attendees' calendar replies (accept, decline) are read: only then does a REQUEST
+    ask for one (RSVP=TRUE). No mailbox is read yet, so none is asked for."""
+    return bool(config.get("IMAP_HOST"))
 
 # Parameter values can't hold control characters; a double quote would need RFC 6868's ^'
 # escape, which Outlook shows literally. A display name loses nothing that matters by this.
@@ -52,6 +59,7 @@ def invite(
     organiser_name: str = "Forum organisers",
     join_url: str | None = None,
     attendee_email: str | None = None,
+    rsvp: bool = False,
 ) -> bytes:
     """The invite (METHOD REQUEST or CANCEL) for one registration, as iCalendar bytes.
 
@@ -62,7 +70,7 @@ def invite(
         raise ValueError(f"unknown iTIP method {method!r}")
     return _invite(event, registration, method, sequence, organiser_email, now,
                    organiser_name=organiser_name, join_url=join_url,
-                   attendee_email=attendee_email, in_file=method)
+                   attendee_email=attendee_email, in_file=method, rsvp=rsvp)
 
 
 def own_invite(registration: Registration, organiser_email: str, now: datetime, *,
@@ -72,11 +80,12 @@ def own_invite(registration: Registration, organiser_email: str, now: datetime, 
     that importing it and every later emailed update land on one calendar entry."""
     return _invite(registration.event, registration, "REQUEST", registration.ical_sequence,
                    organiser_email, now, organiser_name=organiser_name,
-                   join_url=registration.event.join_url, attendee_email=None, in_file=None)
+                   join_url=registration.event.join_url, attendee_email=None, in_file=None,
+                   rsvp=False)
 
 
 def _invite(event, registration, method, sequence, organiser_email, now, *, organiser_name,
-            join_url, attendee_email, in_file) -> bytes:
+            join_url, attendee_email, in_file, rsvp) -> bytes:
     # `method` decides the event's content; `in_file` is the METHOD line (None: a plain file).
     is_request = method == "REQUEST"
     join_url = join_url if is_request else None
@@ -100,9 +109,11 @@ def _invite(event, registration, method, sequence, organiser_email, now, *, orga
     # Shallow copies: the shared properties are read, never changed; only these two differ.
     vevent = shared.copy()
     vevent.add("uid", registration.ical_uid)
+    # A CANCEL asks nothing of the attendee: no RSVP, no PARTSTAT (RFC 5546 3.2.5). A REQUEST
+    # asks for a reply only when replies are read (replies_are_read).
+    answer = {"rsvp": rsvp, "partstat": "NEEDS-ACTION"} if is_request else {}
     vevent.add("attendee", vCalAddress.new(
-        email, cn=_display_name(registration.name) or email, rsvp=True,
-        partstat="NEEDS-ACTION", role="REQ-PARTICIPANT"))
+        email, cn=_display_name(registration.name) or email, role="REQ-PARTICIPANT", **answer))
     calendar = calendar.copy()
     calendar.add_component(vevent)
     return calendar.to_ical()

@@ -17,9 +17,10 @@ from flask_babel import force_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from notifications import ical
-from notifications.models import JOIN_LINK_KINDS, Message, MessageKind
+from notifications import dkim, ical
+from notifications.models import JOIN_LINK_KINDS, UNSUBSCRIBABLE_KINDS, Message, MessageKind
 from registration import addresses, times, tokens
+from registration import unsubscribe as unsubscribing
 from registration.models import Language, RegistrationStatus
 
 
@@ -68,7 +69,9 @@ _FOLDED: dict[tuple, bytes] = {}
 _FOLDED_LIMIT = 1024
 
 
-WIRE = _WirePolicy(linesep="\r\n", header_factory=_HeaderClasses())
+# Folded within 76 rather than 78: the folder fills a continuation line with one encoded word,
+# which RFC 2047 allows 75 characters (at 78 it writes words of 76).
+WIRE = _WirePolicy(linesep="\r\n", max_line_length=76, header_factory=_HeaderClasses())
 WIRE_UTF8 = WIRE.clone(utf8=True)
 
 
@@ -97,8 +100,10 @@ _HEADERS = {
     "attachment": _fixed("Content-Disposition", 'attachment; filename="invite.ics"'),
     "MIME-Version": _fixed("MIME-Version", "1.0"),
     "Auto-Submitted": _fixed("Auto-Submitted", "auto-generated"),
-    # Keep out-of-office replies from answering a notification.
-    "X-Auto-Response-Suppress": _fixed("X-Auto-Response-Suppress", "All"),
+    # Keep out-of-office and other automatic replies from answering a notification.
+    "X-Auto-Response-Suppress": _fixed("X-Auto-Response-Suppress", "OOF, AutoReply"),
+    # RFC 8058: a POST of this body to the List-Unsubscribe URL unsubscribes in one click.
+    "List-Unsubscribe-Post": _fixed("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
 }
 
 
@@ -289,6 +294,10 @@ def _render(message: Message, config, now: datetime, language: str) -> tuple[str
         "join_url": join_link(message),
         "event_url": f"{config['BASE_URL']}/events/{event.slug}",
         "has_invite": message.ical_method is not None,
+        # An invite asks for no reply while none is read: declining it in a calendar frees
+        # nothing, and the email says so.
+        "decline_frees_nothing": (message.ical_method == ical.REQUEST
+                                  and not ical.replies_are_read(config)),
         "sender": config["MAIL_FROM_NAME"],
         "programme": config["PROGRAMME_NAME"],
         "organiser_email": config["ORGANISER_EMAIL"],
@@ -359,6 +368,7 @@ def build_message(message: Message, config, now: datetime) -> OutgoingMail:
             join_url=join_link(message),
             # The row keeps the address even when the registration's data is already deleted.
             attendee_email=recipient.wire,
+            rsvp=ical.replies_are_read(config),
         )
         body.attach(_bytes_part(message.ical_method, invite))
         attachment = _bytes_part("ics", invite)
@@ -377,7 +387,17 @@ def build_message(message: Message, config, now: datetime) -> OutgoingMail:
         root["Message-ID"] = message_id
         root["Auto-Submitted"] = _HEADERS["Auto-Submitted"]
         root["X-Auto-Response-Suppress"] = _HEADERS["X-Auto-Response-Suppress"]
+        unsubscribe = (unsubscribing.url(registration, config["BASE_URL"])
+                       if message.kind in UNSUBSCRIBABLE_KINDS else None)
+        if unsubscribe:  # only reminders and follow-ups: every other email must reach them
+            root["List-Unsubscribe"] = _header(
+                f"<{unsubscribe}>, <mailto:{sender.wire}?subject=unsubscribe>")
+            root["List-Unsubscribe-Post"] = _HEADERS["List-Unsubscribe-Post"]
         data = root.as_bytes(policy=wire)
     except ValueError as exc:  # a header the policy refuses (a line break, a bad address)
         raise UnsendableMessage(f"not a valid header: {exc}") from None
-    return OutgoingMail(message_id, sender.wire, (recipient.wire,), data, utf8)
+    # Signed last, over the bytes that go on the wire.
+    data = dkim.sign_for(data, config)
+    envelope = _config_address(config["SMTP_ENVELOPE_FROM"])
+    return OutgoingMail(message_id, envelope.wire, (recipient.wire,), data,
+                        utf8 or envelope.needs_smtputf8)

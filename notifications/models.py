@@ -43,6 +43,8 @@ SEAT_ONLY_KINDS = frozenset({MessageKind.CONFIRMATION, MessageKind.PROMOTION,
 # Kinds that may carry the join link, to a person with a seat: those above but the follow-up
 # (it brings the recording instead), and an update of the invite.
 JOIN_LINK_KINDS = (SEAT_ONLY_KINDS - {MessageKind.FOLLOW_UP}) | {MessageKind.UPDATE}
+# Kinds the one-click unsubscribe link (List-Unsubscribe) stops; every other email still goes.
+UNSUBSCRIBABLE_KINDS = frozenset({MessageKind.REMINDER, MessageKind.FOLLOW_UP})
 # Kinds that belong to no version of the invite: a newer version never supersedes them.
 UNVERSIONED_KINDS = frozenset({MessageKind.FOLLOW_UP, MessageKind.MY_LINK})
 

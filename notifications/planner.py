@@ -14,6 +14,7 @@ from flask import current_app
 
 from extensions import db
 from notifications.models import (
+    UNSUBSCRIBABLE_KINDS,
     UNVERSIONED_KINDS,
     IcalMethod,
     Message,
@@ -109,6 +110,17 @@ def _queue(registration: Registration, kind: str, now: datetime, *, method=None,
     return message
 
 
+UNSUBSCRIBED = "unsubscribed"
+
+
+def unsubscribe(registration: Registration, now: datetime) -> int:
+    """No more reminders or follow-ups for the registration (its seat stays): the pending ones
+    end skipped as "unsubscribed" and none are planned again. How many were skipped."""
+    if registration.unsubscribed_at is None:
+        registration.unsubscribed_at = now
+    return skip_pending(registration, UNSUBSCRIBED, now, kinds=tuple(UNSUBSCRIBABLE_KINDS))
+
+
 def skip_pending(registration: Registration, reason: str, now: datetime,
                  kinds: tuple[str, ...] | None = None) -> int:
     """End the registration's unsent messages as skipped with a reason; how many there were.
@@ -135,7 +147,10 @@ def skip_pending(registration: Registration, reason: str, now: datetime,
 
 
 def plan_reminders(registration: Registration, now: datetime) -> list[Message]:
-    """Queue the reminders of a seat holder, only those due after both confirmation and now."""
+    """Queue the reminders of a seat holder, only those due after both confirmation and now;
+    none for one who unsubscribed."""
+    if registration.unsubscribed_at is not None:
+        return []
     event = registration.event
     after = max(registration.confirmed_at or now, now)
     return [
@@ -259,6 +274,8 @@ def plan_follow_up(registration: Registration, now: datetime) -> Message | None:
         return None
     if registration.anonymised_at is not None:
         return None  # nobody left to send it to
+    if registration.unsubscribed_at is not None:
+        return None  # they asked for no more reminders or follow-ups
     if registration.id is not None and db.session.scalar(
         sa.select(Message.id).where(Message.registration_id == registration.id,
                                     Message.kind == MessageKind.FOLLOW_UP)

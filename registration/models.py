@@ -193,6 +193,8 @@ class Registration(db.Model):
     attended: Mapped[bool | None]
     # Set when the personal data was wiped (retention, or the attendee's own request).
     anonymised_at: Mapped[datetime | None]
+    # Set by the one-click unsubscribe link: no more reminders or follow-ups; the seat stays.
+    unsubscribed_at: Mapped[datetime | None]
 
     event: Mapped[Event] = relationship(back_populates="registrations")
     # The person behind the address, for the link to all their sessions; None for rows written

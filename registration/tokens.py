@@ -22,6 +22,9 @@ MAX_ID = 2**31 - 1
 
 MANAGE = b"manage-link:"
 ME = b"me-link:"
+# The List-Unsubscribe link of reminders and follow-ups: over the registration's nonce like its
+# manage link, but with a purpose of its own, so neither link opens what the other does.
+UNSUBSCRIBE = b"unsubscribe:"
 # Each kind of holder has its own purpose.
 PURPOSES = {Registration: MANAGE, Person: ME}
 
@@ -54,8 +57,9 @@ def issue_token(holder: Registration | Person) -> None:
                                       PURPOSES[type(holder)]))
 
 
-def _token(holder: Registration | Person) -> str:
-    mac = _mac(current_app.config["SECRET_KEY"], holder.token_nonce, PURPOSES[type(holder)])
+def _token(holder: Registration | Person, purpose: bytes | None = None) -> str:
+    purpose = purpose or PURPOSES[type(holder)]
+    mac = _mac(current_app.config["SECRET_KEY"], holder.token_nonce, purpose)
     return f"{holder.id}.{mac}"
 
 
@@ -68,6 +72,12 @@ def manage_token(registration: Registration) -> str:
 def me_token(person: Person) -> str:
     """The token of the person's link to all their sessions, made like a manage link's."""
     return _token(person)
+
+
+def unsubscribe_token(registration: Registration) -> str:
+    """The token of the registration's unsubscribe link: it stops reminders and follow-ups and
+    can do nothing else (a new nonce, as for the manage link, revokes it)."""
+    return _token(registration, UNSUBSCRIBE)
 
 
 def split(token: str) -> tuple[int | None, str]:
@@ -83,10 +93,11 @@ def split(token: str) -> tuple[int | None, str]:
     return int(selector), mac
 
 
-def holder(model, token: str, *, by_digest: bool = False):
+def holder(model, token: str, *, by_digest: bool = False, purpose: bytes | None = None):
     """The row of `model` (a registration or a person) a link names, if the link is current:
     made for the row's nonce with SECRET_KEY or a key still in SECRET_KEY_FALLBACKS. A link
-    sent as a bare MAC (before links carried the id) is found by its digest when `by_digest`."""
+    sent as a bare MAC (before links carried the id) is found by its digest when `by_digest`.
+    `purpose` names another kind of link over the same nonce (UNSUBSCRIBE)."""
     if not token or len(token) > 100:
         return None
     try:
@@ -99,13 +110,13 @@ def holder(model, token: str, *, by_digest: bool = False):
         row = db.session.scalar(sa.select(model).where(model.token_digest == digest(mac)))
     else:
         row = db.session.get(model, row_id)
-    if row is None or not is_valid(row, mac):
+    if row is None or not is_valid(row, mac, purpose):
         return None
     return row
 
 
-def is_valid(holder: Registration | Person, mac: str) -> bool:
+def is_valid(holder: Registration | Person, mac: str, purpose: bytes | None = None) -> bool:
     """Whether the MAC was made for this holder's current nonce with a listed key."""
-    purpose = PURPOSES[type(holder)]
+    purpose = purpose or PURPOSES[type(holder)]
     return any(hmac.compare_digest(mac.encode(), _mac(key, holder.token_nonce, purpose).encode())
                for key in _keys())

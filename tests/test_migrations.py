@@ -1,6 +1,8 @@
 """The migrations build exactly the schema the models describe, and undo cleanly, on both
 databases."""
 
+from contextlib import contextmanager
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -8,6 +10,24 @@ from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
 from extensions import db
+
+# Columns the models have that are newer than the revisions the tests below go back to; the
+# ORM writes every column, so they are there while those tests write their old rows.
+NEWER_COLUMNS = {"registrations": {"unsubscribed_at": "TIMESTAMP"}}
+
+
+@contextmanager
+def newer_columns():
+    """The models' newer columns added to a downgraded database, and dropped again after."""
+    for table, columns in NEWER_COLUMNS.items():
+        for column, type_ in columns.items():
+            db.session.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {type_}"))
+    yield
+    db.session.commit()
+    for table, columns in NEWER_COLUMNS.items():
+        for column in columns:
+            db.session.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+    db.session.commit()
 
 
 def test_migrated_schema_matches_the_models(app):
@@ -109,11 +129,11 @@ def test_upgrading_rewrites_stored_international_addresses_to_their_wire_form(ap
     from tests.conftest import make_event, make_registration
 
     [event] = _events_then_downgrade("0004", make_event())
-    # As rows were written before: the Unicode domain, its case-folded key (faß → fass).
-    old = make_registration(event, email="Anna@faß.de", email_key="anna@fass.de")
-    plain = make_registration(event, email="ben@example.org", email_key="ben@example.org")
-    db.session.commit()
-    ids = old.id, plain.id
+    with newer_columns():
+        # As rows were written before: the Unicode domain, its case-folded key (faß → fass).
+        old = make_registration(event, email="Anna@faß.de", email_key="anna@fass.de")
+        plain = make_registration(event, email="ben@example.org", email_key="ben@example.org")
+        ids = old.id, plain.id
     db.session.remove()
     upgrade()
     rows = dict(db.session.execute(sa.text(
@@ -128,11 +148,12 @@ def test_upgrading_gives_every_address_with_data_a_person_whose_link_works(app):
 
     first, second = _events_then_downgrade("0005", make_event(), make_event(slug="second"))
     assert "people" not in sa.inspect(db.engine).get_table_names()
-    make_registration(first, email="Aiko@example.org", email_key="aiko@example.org")
-    make_registration(second, email="aiko@example.org", email_key="aiko@example.org")
-    make_registration(first, email="ben@example.org", status="cancelled")
-    make_registration(second, email="", email_key="deleted:9", anonymised_at=first.created_at)
-    db.session.commit()
+    with newer_columns():
+        make_registration(first, email="Aiko@example.org", email_key="aiko@example.org")
+        make_registration(second, email="aiko@example.org", email_key="aiko@example.org")
+        make_registration(first, email="ben@example.org", status="cancelled")
+        make_registration(second, email="", email_key="deleted:9",
+                          anonymised_at=first.created_at)
     db.session.remove()
     upgrade()
     keys = db.session.scalars(sa.text("SELECT email_key FROM people ORDER BY email_key")).all()
@@ -196,8 +217,8 @@ def test_upgrading_keeps_the_registrations_of_events_sqlite_makes_anew(app):
     from tests.conftest import make_event, make_registration
 
     [event] = _events_then_downgrade("0006", make_event())
-    make_registration(event)
-    db.session.commit()
+    with newer_columns():
+        make_registration(event)
     db.session.remove()
     upgrade()
     assert db.session.scalar(sa.text("SELECT count(*) FROM registrations")) == 1
@@ -208,3 +229,24 @@ def test_upgrading_keeps_the_registrations_of_events_sqlite_makes_anew(app):
     finally:
         db.session.remove()
         upgrade()
+
+
+def test_unsubscribing_is_a_column_that_comes_and_goes_with_its_revision(app):
+    from tests.conftest import NOW, make_event, make_registration
+
+    registration_id = make_registration(make_event(), unsubscribed_at=NOW).id
+    db.session.commit()
+    columns = lambda: {c["name"] for c in sa.inspect(db.engine).get_columns("registrations")}  # noqa: E731
+    assert "unsubscribed_at" in columns()
+    db.session.remove()
+    downgrade(revision="0007")
+    try:
+        assert "unsubscribed_at" not in columns()
+        assert db.session.scalar(sa.text("SELECT count(*) FROM registrations")) == 1
+    finally:
+        db.session.remove()
+        upgrade()
+    assert "unsubscribed_at" in columns()
+    assert db.session.scalar(sa.text(
+        "SELECT unsubscribed_at FROM registrations WHERE id = :id"), {"id": registration_id}
+    ) is None  # who unsubscribed went with the downgrade

@@ -97,7 +97,7 @@ def test_confirmation_is_delivered_with_an_invite_calendar_clients_accept(app, s
     attendee = vevent.attendee
     assert attendee.value == "mailto:aiko.tanaka@example.org"
     assert attendee.params["CN"] == ["Aiko Tanaka"]
-    assert attendee.params["RSVP"] == ["TRUE"]
+    assert attendee.params["RSVP"] == ["FALSE"]  # no calendar reply is read yet
     assert attendee.params["PARTSTAT"] == ["NEEDS-ACTION"]
     assert attendee.params["ROLE"] == ["REQ-PARTICIPANT"]
     assert vevent.url.value == JOIN

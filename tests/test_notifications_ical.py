@@ -94,9 +94,26 @@ def test_request_invite_describes_the_seat_for_the_attendee():
     attendee = vevent.attendee
     assert attendee.value == "mailto:aiko.tanaka@example.org"
     assert attendee.params["CN"] == ["Aiko Tanaka"]
-    assert attendee.params["RSVP"] == ["TRUE"]
+    # No calendar reply is read yet (replies_are_read): the invite asks for none.
+    assert attendee.params["RSVP"] == ["FALSE"]
     assert attendee.params["PARTSTAT"] == ["NEEDS-ACTION"]
     assert attendee.params["ROLE"] == ["REQ-PARTICIPANT"]
+
+
+def test_a_request_asks_for_a_reply_only_when_replies_are_read():
+    asking = vobject.readOne(make_invite(rsvp=True).decode()).vevent.attendee
+    assert asking.params["RSVP"] == ["TRUE"]
+    assert ical.replies_are_read({}) is False
+    assert ical.replies_are_read({"IMAP_HOST": "imap.example.org"}) is True
+
+
+def test_a_cancel_attendee_has_no_rsvp_or_partstat():
+    data = make_invite(method="CANCEL", sequence=1)
+    attendee = vobject.readOne(data.decode()).vevent.attendee
+    assert "RSVP" not in attendee.params and "PARTSTAT" not in attendee.params
+    assert attendee.params["ROLE"] == ["REQ-PARTICIPANT"]
+    attendee_line = next(line for line in content_lines(data) if line.startswith("ATTENDEE"))
+    assert "RSVP" not in attendee_line and "PARTSTAT" not in attendee_line
 
 
 def test_times_are_written_in_utc_with_z_even_when_given_in_a_named_zone():
@@ -212,6 +229,7 @@ def _whole_invite(event, registration, method, sequence, join_url, description):
     """The invite built the plain way, all of it per person: what invite() must equal."""
     from icalendar import vCalAddress
 
+    answer = {"rsvp": False, "partstat": "NEEDS-ACTION"} if method == "REQUEST" else {}
     vevent = ical.VEvent.new(
         uid=registration.ical_uid, sequence=sequence, stamp=NOW, start=event.starts_at,
         end=event.ends_at, summary=event.title, description=description,
@@ -220,7 +238,7 @@ def _whole_invite(event, registration, method, sequence, join_url, description):
         organizer=vCalAddress.new("organisers@example.org", cn="Forum organisers"),
         attendees=[vCalAddress.new(
             registration.email, cn=ical._display_name(registration.name) or registration.email,
-            rsvp=True, partstat="NEEDS-ACTION", role="REQ-PARTICIPANT")],
+            role="REQ-PARTICIPANT", **answer)],
     )
     calendar = ical._calendar(method)
     calendar.add_component(vevent)
