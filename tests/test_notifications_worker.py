@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from app import SETTING_NAMES
 from extensions import db
 from notifications import planner, worker
 from notifications.dispatcher import dispatch
 from notifications.models import Message
 from registration import tokens
 from registration.models import Registration
+from settings import SETTING_NAMES
 from tests.conftest import (
     NOW,
     base_config,
