@@ -1,14 +1,15 @@
 """DKIM (RFC 6376): every outgoing message signed with the key DKIM_PRIVATE_KEY_PATH names, and
 the DNS TXT record that publishes its public half (`flask dkim-record`).
 
-dkimpy signs and verifies; it carries its own RSA and ASN.1 code, so no other cryptography
-library is needed: the public key's DER is written here from the private key's numbers."""
+dkimpy signs and verifies; the cryptography package reads the key and writes its public half."""
 
 import base64
 import re
 
 import dkim
-from dkim.crypto import UnparsableKeyError, parse_pem_private_key
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 # Signed when present (dkimpy signs only the listed headers a message has). From must be one.
 SIGNED_HEADERS = (b"From", b"To", b"Subject", b"Date", b"Message-ID", b"Reply-To",
@@ -30,10 +31,13 @@ def read_key(path: str) -> bytes:
     except OSError as exc:
         raise ValueError(f"can't be read: {exc.strerror or exc}") from None
     try:
-        parse_pem_private_key(key)
-    except (UnparsableKeyError, ValueError, IndexError) as exc:
+        private = serialization.load_pem_private_key(key, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise ValueError(f"is not an RSA private key in PEM form ({reason})") from None
+        raise ValueError(f"is not a private key in PEM form without a password ({reason})"
+                         ) from None
+    if not isinstance(private, rsa.RSAPrivateKey):
+        raise ValueError("is not an RSA key (DKIM signs with rsa-sha256)")
     return key
 
 
@@ -85,30 +89,10 @@ def sign_for(data: bytes, config) -> bytes:
     return sign(data, key, config["DKIM_SELECTOR"], config["DKIM_DOMAIN"])
 
 
-def _der(tag: int, content: bytes) -> bytes:
-    length = len(content)
-    if length < 0x80:
-        head = bytes([length])
-    else:
-        size = length.to_bytes((length.bit_length() + 7) // 8, "big")
-        head = bytes([0x80 | len(size)]) + size
-    return bytes([tag]) + head + content
-
-
-def _integer(value: int) -> bytes:
-    # Two's complement: a leading zero octet keeps a high first bit from reading as negative.
-    return _der(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
-
-
-# AlgorithmIdentifier: rsaEncryption (1.2.840.113549.1.1.1) with NULL parameters.
-_RSA_ALGORITHM = _der(0x30, _der(0x06, bytes.fromhex("2a864886f70d010101")) + _der(0x05, b""))
-
-
 def public_key_der(key: bytes) -> bytes:
     """The SubjectPublicKeyInfo (DER) of a PEM RSA private key, as DKIM's p= tag carries it."""
-    numbers = parse_pem_private_key(key)
-    rsa_public = _der(0x30, _integer(numbers["modulus"]) + _integer(numbers["publicExponent"]))
-    return _der(0x30, _RSA_ALGORITHM + _der(0x03, b"\x00" + rsa_public))
+    return serialization.load_pem_private_key(key, password=None).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def record_value(key: bytes) -> str:
