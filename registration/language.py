@@ -99,7 +99,15 @@ def page_language() -> str:
     return str(get_locale() or Language.EN)
 
 
+def switch() -> list[tuple[str, str, str | None]]:
+    """The language switch: each language's code, its name in itself, and the address of this
+    page in it (None for the language the page is in)."""
+    current = page_language()
+    return [(code, name, None if code == current else switch_url(code))
+            for code, name in LANGUAGE_NAMES.items()]
+
+
 def template_helpers() -> dict:
     """Template globals for the page language and its switch."""
     return {"page_language": page_language, "language_names": LANGUAGE_NAMES,
-            "language_switch_url": switch_url}
+            "language_switch": switch}

@@ -120,8 +120,6 @@ def index():
         upcoming=upcoming,
         past=list(reversed(past)),
         filters=filters,
-        kinds=tuple(EventKind),
-        pillars=tuple(Pillar),
         now=now,
     )
 

@@ -77,3 +77,15 @@ def test_no_template_or_module_branches_on_the_language():
         if branch.search(path.read_text(encoding="utf-8"))
     ]
     assert not offenders, offenders
+
+
+def test_no_template_compares_anything_with_a_language():
+    # A template never asks which language it is in, nor compares a value with one: a choice
+    # of languages is marked through fields.options, the switch through language.switch().
+    comparison = re.compile(
+        r"(\blang|language)(\.data)?\s*[!=]=|[!=]=\s*(page_language\(\)|[\w.]*\blang(uage)?\b)")
+    offenders = [f"{path.relative_to(ROOT)}:{number}"
+                 for path in ROOT.glob("templates/**/*.*")
+                 for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                 if comparison.search(line)]
+    assert not offenders, offenders
