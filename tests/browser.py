@@ -178,6 +178,11 @@ def _goto(page, url):
     return page.goto(url).status
 
 
+def _opens(path_of):
+    """An opener of PAGES that goes to the path `path_of(site)` names, in the language."""
+    return lambda page, site, lang: _goto(page, site.at(path_of(site), lang))
+
+
 def _send(page, button="form[method=post] button[type=submit]"):
     with page.expect_navigation() as navigation:
         page.click(button)
@@ -255,36 +260,28 @@ def open_link_sent(page, site, lang):
 
 
 PAGES = {
-    "programme": (200, lambda page, site, lang: _goto(page, site.at("/", lang))),
-    "event": (200, lambda page, site, lang: _goto(page, site.at(f"/events/{site.open_slug}",
-                                                                 lang))),
+    "programme": (200, _opens(lambda site: "/")),
+    "event": (200, _opens(lambda site: f"/events/{site.open_slug}")),
     "form-errors": (422, open_form_with_errors),
     "thank-you": (200, open_thank_you),
-    "manage-seat": (200, lambda page, site, lang: _goto(page, site.at(f"/r/{site.seat_token}",
-                                                                       lang))),
-    "manage-waiting": (200, lambda page, site, lang: _goto(
-        page, site.at(f"/r/{site.waiting_token}", lang))),
-    "cancel-confirm": (200, lambda page, site, lang: _goto(
-        page, site.at(f"/r/{site.cancel_token}/cancel", lang))),
+    "manage-seat": (200, _opens(lambda site: f"/r/{site.seat_token}")),
+    "manage-waiting": (200, _opens(lambda site: f"/r/{site.waiting_token}")),
+    "cancel-confirm": (200, _opens(lambda site: f"/r/{site.cancel_token}/cancel")),
     "cancelled": (200, open_cancelled),
     "several": (200, lambda page, site, lang: _goto(page, several_url(site, lang))),
     "several-errors": (422, open_several_with_errors),
     "several-thank-you": (200, open_several_thank_you),
-    "my-sessions": (200, lambda page, site, lang: _goto(page, site.at(f"/me/{site.me_token}",
-                                                                       lang))),
-    "my-cancel-confirm": (200, lambda page, site, lang: _goto(
-        page, site.at(f"/me/{site.me_token}/cancel/{site.me_waiting_id}", lang))),
+    "my-sessions": (200, _opens(lambda site: f"/me/{site.me_token}")),
+    "my-cancel-confirm": (200, _opens(
+        lambda site: f"/me/{site.me_token}/cancel/{site.me_waiting_id}")),
     "my-cancelled": (200, open_me_cancelled),
-    "my-delete-confirm": (200, lambda page, site, lang: _goto(
-        page, site.at(f"/me/{site.me_token}/delete", lang))),
-    "lost-link": (200, lambda page, site, lang: _goto(page, site.at("/me", lang))),
+    "my-delete-confirm": (200, _opens(lambda site: f"/me/{site.me_token}/delete")),
+    "lost-link": (200, _opens(lambda site: "/me")),
     "lost-link-errors": (422, open_lost_link_errors),
     "link-sent": (200, open_link_sent),
-    "signed-out": (200, lambda page, site, lang: _goto(page, site.at("/me/sent?after=sign-out",
-                                                                      lang))),
-    "not-found": (404, lambda page, site, lang: _goto(page, site.at("/events/no-such-session",
-                                                                     lang))),
-    "privacy": (200, lambda page, site, lang: _goto(page, site.at("/privacy", lang))),
+    "signed-out": (200, _opens(lambda site: "/me/sent?after=sign-out")),
+    "not-found": (404, _opens(lambda site: "/events/no-such-session")),
+    "privacy": (200, _opens(lambda site: "/privacy")),
 }
 
 
