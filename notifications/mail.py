@@ -1,130 +1,21 @@
 """MIME: each outbox row rendered from its templates into the bytes that go on the wire."""
 
-import base64
-import binascii
 import functools
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email import policy
 from email.headerregistry import Address as HeaderAddress
-from email.headerregistry import HeaderRegistry
-from email.message import MIMEPart
 
 from flask import render_template
 from flask_babel import force_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from notifications import dkim, ical
+from notifications import dkim, ical, wire
 from notifications.models import JOIN_LINK_KINDS, UNSUBSCRIBABLE_KINDS, Message, MessageKind
 from registration import addresses, times, tokens
 from registration import unsubscribe as unsubscribing
 from registration.models import Language, RegistrationStatus
-
-
-# The email package's modern API with the SMTP policies checks every header it is given (no CR
-# or LF gets in) and folds and encodes each one. SMTPUTF8 writes headers as UTF-8 (RFC 6532):
-# only for a message whose addresses need it, which only a server offering SMTPUTF8 may take.
-class _HeaderClasses(HeaderRegistry):
-    """The standard header classes, each composed once: the stock registry builds a new class
-    for every header set or read, a sixth of the time to build a message."""
-
-    def __init__(self):
-        super().__init__()
-        self.composed = {}
-
-    def __getitem__(self, name):
-        key = name.lower()
-        if key not in self.composed:
-            self.composed[key] = super().__getitem__(name)
-        return self.composed[key]
-
-
-# Headers that differ in every message; every other header text (the constants, the sender,
-# a batch's Date, an event's Subject) repeats from message to message.
-_PER_MESSAGE = frozenset({"to", "message-id"})
-
-
-class _WirePolicy(policy.EmailPolicy):
-    """The SMTP policy, folding each repeated header text once rather than once per message."""
-
-    def fold_binary(self, name, value):
-        """As EmailPolicy does; a repeated header's folded bytes are remembered."""
-        if name.lower() in _PER_MESSAGE:
-            return super().fold_binary(name, value)
-        # What folding depends on. Not the policy object itself: the generator clones it for
-        # every part it writes. (Header objects compare and hash as their text.)
-        key = (self.utf8, self.linesep, self.max_line_length, name, value)
-        folded = _FOLDED.get(key)
-        if folded is None:
-            if len(_FOLDED) >= _FOLDED_LIMIT:  # a long-running worker sees many Dates
-                _FOLDED.clear()
-            folded = _FOLDED[key] = super().fold_binary(name, value)
-        return folded
-
-
-_FOLDED: dict[tuple, bytes] = {}
-_FOLDED_LIMIT = 1024
-
-
-# Folded within 76 rather than 78: the folder fills a continuation line with one encoded word,
-# which RFC 2047 allows 75 characters (at 78 it writes words of 76).
-WIRE = _WirePolicy(linesep="\r\n", max_line_length=76, header_factory=_HeaderClasses())
-WIRE_UTF8 = WIRE.clone(utf8=True)
-
-
-@functools.lru_cache(maxsize=512)
-def _fixed(name: str, value):
-    """A header object made once per distinct text: the policy stores such an object as it
-    is, without parsing the text again for every message (the largest cost of a build)."""
-    return WIRE.header_factory(name, value)
-
-
-# Every body is quoted-printable or base64, in which "=_" can't occur: a boundary starting
-# with it can never collide with content, so one per nesting level serves every message.
-_BOUNDARY = f"=_{uuid.uuid4().hex}"
-_HEADERS = {
-    "mixed": _fixed("Content-Type", f'multipart/mixed; boundary="{_BOUNDARY}m"'),
-    "alternative": _fixed("Content-Type", f'multipart/alternative; boundary="{_BOUNDARY}a"'),
-    "plain": _fixed("Content-Type", 'text/plain; charset="utf-8"'),
-    "html": _fixed("Content-Type", 'text/html; charset="utf-8"'),
-    "quoted-printable": _fixed("Content-Transfer-Encoding", "quoted-printable"),
-    "base64": _fixed("Content-Transfer-Encoding", "base64"),
-    # Inline and without Content-Disposition, or Outlook and Gmail show no invite; the
-    # method parameter must match METHOD inside, or Exchange rejects the message.
-    **{method: _fixed("Content-Type", f'text/calendar; method="{method}"; charset="UTF-8"')
-       for method in ical.METHODS},
-    "ics": _fixed("Content-Type", 'application/ics; name="invite.ics"'),
-    "attachment": _fixed("Content-Disposition", 'attachment; filename="invite.ics"'),
-    "MIME-Version": _fixed("MIME-Version", "1.0"),
-    "Auto-Submitted": _fixed("Auto-Submitted", "auto-generated"),
-    # Keep out-of-office and other automatic replies from answering a notification.
-    "X-Auto-Response-Suppress": _fixed("X-Auto-Response-Suppress", "OOF, AutoReply"),
-    # RFC 8058: a POST of this body to the List-Unsubscribe URL unsubscribes in one click.
-    "List-Unsubscribe-Post": _fixed("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
-}
-
-
-def _part(content_type: str, encoding: str | None = None, payload=None) -> MIMEPart:
-    part = MIMEPart(policy=WIRE)
-    part["Content-Type"] = _HEADERS[content_type]
-    if encoding is not None:
-        part["Content-Transfer-Encoding"] = _HEADERS[encoding]
-        part.set_payload(payload)
-    return part
-
-
-def _text_part(subtype: str, text: str) -> MIMEPart:
-    # Quoted-printable keeps the text readable in the raw message and every line short.
-    body = binascii.b2a_qp(text.encode("utf-8"), istext=True).decode("ascii")
-    return _part(subtype, "quoted-printable", body)
-
-
-def _bytes_part(content_type: str, data: bytes) -> MIMEPart:
-    # Base64 keeps the calendar's CRLFs and folding byte for byte.
-    return _part(content_type, "base64", base64.encodebytes(data).decode("ascii"))
 
 
 def join_link(message: Message) -> str | None:
@@ -322,12 +213,12 @@ def _render(message: Message, config, now: datetime, language: str) -> tuple[str
 @functools.lru_cache(maxsize=8)
 def _from(name: str, address: addresses.Address, utf8: bool):
     """The From header (from the settings), made once per process."""
-    return _fixed("From", str(_mailbox(name, address, utf8)))
+    return wire.fixed("From", str(_mailbox(name, address, utf8)))
 
 
 @functools.lru_cache(maxsize=8)
 def _reply_to(address: addresses.Address, utf8: bool):
-    return _fixed("Reply-To", address.display if utf8 else address.wire)
+    return wire.fixed("Reply-To", address.display if utf8 else address.wire)
 
 
 def _mailbox(name: str, address: addresses.Address, utf8: bool) -> HeaderAddress:
@@ -348,12 +239,12 @@ def build_message(message: Message, config, now: datetime) -> OutgoingMail:
     if not _MESSAGE_ID.fullmatch(message_id):
         raise UnsendableMessage(f"malformed Message-ID {message_id!r}")
     utf8 = recipient.needs_smtputf8 or sender.needs_smtputf8 or organiser.needs_smtputf8
-    wire = WIRE_UTF8 if utf8 else WIRE
+    on_the_wire = wire.WIRE_UTF8 if utf8 else wire.WIRE
 
     subject, text, html = render(message, config, now)
-    body = _part("alternative")
-    body.attach(_text_part("plain", text))
-    body.attach(_text_part("html", html))
+    body = wire.part("alternative")
+    body.attach(wire.text_part("plain", text))
+    body.attach(wire.text_part("html", html))
     if message.ical_method is None:
         root = body
     else:
@@ -370,30 +261,30 @@ def build_message(message: Message, config, now: datetime) -> OutgoingMail:
             attendee_email=recipient.wire,
             rsvp=ical.replies_are_read(config),
         )
-        body.attach(_bytes_part(message.ical_method, invite))
-        attachment = _bytes_part("ics", invite)
-        attachment["Content-Disposition"] = _HEADERS["attachment"]
-        root = _part("mixed")
+        body.attach(wire.bytes_part(message.ical_method, invite))
+        attachment = wire.bytes_part("ics", invite)
+        attachment["Content-Disposition"] = wire.HEADERS["attachment"]
+        root = wire.part("mixed")
         root.attach(body)
         root.attach(attachment)
 
     try:
-        root["MIME-Version"] = _HEADERS["MIME-Version"]
+        root["MIME-Version"] = wire.HEADERS["MIME-Version"]
         root["From"] = _from(config["MAIL_FROM_NAME"], sender, utf8)
         root["To"] = _mailbox(registration.name, recipient, utf8)
         root["Reply-To"] = _reply_to(organiser, utf8)
-        root["Subject"] = _fixed("Subject", _header(subject))
-        root["Date"] = _fixed("Date", now)
+        root["Subject"] = wire.fixed("Subject", _header(subject))
+        root["Date"] = wire.fixed("Date", now)
         root["Message-ID"] = message_id
-        root["Auto-Submitted"] = _HEADERS["Auto-Submitted"]
-        root["X-Auto-Response-Suppress"] = _HEADERS["X-Auto-Response-Suppress"]
+        root["Auto-Submitted"] = wire.HEADERS["Auto-Submitted"]
+        root["X-Auto-Response-Suppress"] = wire.HEADERS["X-Auto-Response-Suppress"]
         unsubscribe = (unsubscribing.url(registration, config["BASE_URL"])
                        if message.kind in UNSUBSCRIBABLE_KINDS else None)
         if unsubscribe:  # only reminders and follow-ups: every other email must reach them
             root["List-Unsubscribe"] = _header(
                 f"<{unsubscribe}>, <mailto:{sender.wire}?subject=unsubscribe>")
-            root["List-Unsubscribe-Post"] = _HEADERS["List-Unsubscribe-Post"]
-        data = root.as_bytes(policy=wire)
+            root["List-Unsubscribe-Post"] = wire.HEADERS["List-Unsubscribe-Post"]
+        data = root.as_bytes(policy=on_the_wire)
     except ValueError as exc:  # a header the policy refuses (a line break, a bad address)
         raise UnsendableMessage(f"not a valid header: {exc}") from None
     # Signed last, over the bytes that go on the wire.

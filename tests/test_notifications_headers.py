@@ -199,6 +199,20 @@ def test_list_unsubscribe_only_on_reminders_and_follow_ups(app, kind, method, st
         assert parsed["List-Unsubscribe-Post"] is None
 
 
+def test_a_long_unsubscribe_link_is_folded_between_its_uris_and_never_encoded(app_with):
+    from registration import tokens
+
+    base = "https://registration.a-rather-long-subdomain-of-the-forum.example.org/forum"
+    with app_with(BASE_URL=base) as app:
+        message = a_reminder()
+        data = build_message(message, app.config, NOW).data
+        token = tokens.unsubscribe_token(message.registration)
+    head = data.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    assert "=?" not in head.split("List-Unsubscribe:", 1)[1].split("\r\nList-", 1)[0]
+    assert " ".join(headers(data)["List-Unsubscribe"].split()) == (
+        f"<{base}/u/{token}>, <mailto:forum@example.org?subject=unsubscribe>")
+
+
 @pytest.mark.parametrize("kind, method, status", KINDS)
 def test_header_lines_fit_78_and_encoded_words_75(app_with, dkim_key, kind, method, status):
     with app_with(DKIM_PRIVATE_KEY_PATH=str(dkim_key),
