@@ -39,10 +39,7 @@ def _registration_or_404(token: str) -> Registration:
 def confirm(token):
     """What the link does, and a button that does it; nothing changes yet."""
     registration = _registration_or_404(token)
-    return private_page(render_template(
-        "registration/unsubscribe.html", registration=registration, event=registration.event,
-        done=registration.unsubscribed_at is not None, field=FIELD, value=VALUE,
-    ))
+    return _page(registration)
 
 
 @bp.post("/u/<token>")
@@ -54,7 +51,12 @@ def unsubscribe(token):
         abort(400)
     planner.unsubscribe(registration, times.now())
     db.session.commit()
+    return _page(registration)
+
+
+def _page(registration: Registration):
+    """What the link does (a button) or, once used, that it is done."""
     return private_page(render_template(
         "registration/unsubscribe.html", registration=registration, event=registration.event,
-        done=True, field=FIELD, value=VALUE,
+        done=registration.unsubscribed_at is not None, field=FIELD, value=VALUE,
     ))
