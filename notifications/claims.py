@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from extensions import database_now, db
 from notifications.models import (
+    BOUNCED,
     SEAT_ONLY_KINDS,
     UNSUBSCRIBABLE_KINDS,
     Message,
@@ -66,6 +67,8 @@ def skip_reason(message: Message, now: datetime) -> str | None:
         # cancellation keeps its address (see planner.forget_recipients).
         if registration.anonymised_at is not None:
             return "personal data deleted"
+    if registration.person is not None and registration.person.is_undeliverable:
+        return BOUNCED  # the address bounced for good; a row queued since, or held meanwhile
     if message.kind in UNSUBSCRIBABLE_KINDS and registration.unsubscribed_at is not None:
         return "unsubscribed"  # a row a dispatcher held as the link was used
     if message.kind in SEAT_ONLY_KINDS and registration.status != RegistrationStatus.CONFIRMED:

@@ -198,6 +198,7 @@ def _render(message: Message, config, now: datetime, language: str) -> tuple[str
         "soon": soon,
         "is_last": bool(detail.get("is_last")),
         "signed_out": bool(detail.get("signed_out")),
+        "declined_in_calendar": detail.get("by") == "calendar",
         "old_when": old_when,
         "time_changed": "time" in detail.get("changed", ()),
         "changed_words": changed_words(detail.get("changed", ["details"])),

@@ -45,6 +45,8 @@ SEAT_ONLY_KINDS = frozenset({MessageKind.CONFIRMATION, MessageKind.PROMOTION,
 JOIN_LINK_KINDS = (SEAT_ONLY_KINDS - {MessageKind.FOLLOW_UP}) | {MessageKind.UPDATE}
 # Kinds the one-click unsubscribe link (List-Unsubscribe) stops; every other email still goes.
 UNSUBSCRIBABLE_KINDS = frozenset({MessageKind.REMINDER, MessageKind.FOLLOW_UP})
+# Why a message to an address that failed for good (a 5.x.x bounce) is not sent.
+BOUNCED = "bounced"
 # Kinds that belong to no version of the invite: a newer version never supersedes them.
 UNVERSIONED_KINDS = frozenset({MessageKind.FOLLOW_UP, MessageKind.MY_LINK})
 
@@ -114,3 +116,17 @@ def lease_is_free():
     disagree, or a `flask dispatch --now` beside a worker, still see the same leases. (`now`
     decides only what is due.)"""
     return sa.or_(Message.lease_until.is_(None), Message.lease_until < database_now())
+
+
+class HandledMail(db.Model):
+    """An email from the replies mailbox that was acted on (a calendar reply, a bounce), by its
+    Message-ID: reading the same email again, or after a crash between acting and moving it,
+    never acts twice."""
+
+    __tablename__ = "handled_mail"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The Message-ID as sent, or a digest of the whole email when it has none.
+    message_key: Mapped[str] = mapped_column(sa.String(300), unique=True)
+    outcome: Mapped[str] = mapped_column(sa.String(20))
+    handled_at: Mapped[datetime]

@@ -127,10 +127,23 @@ def skip_pending(registration: Registration, reason: str, now: datetime,
 
     A row a dispatcher holds right now is left to it: the dispatcher checks again before sending.
     """
+    return _skip_pending(Message.registration_id == registration.id, reason, kinds)
+
+
+def skip_pending_to(email_key: str, reason: str) -> int:
+    """End every unsent message to an address (all its registrations) as skipped, the link to
+    the person's sessions included; how many there were."""
+    theirs = sa.select(Registration.id).where(Registration.email_key == email_key)
+    return _skip_pending(Message.registration_id.in_(theirs), reason, kinds=None,
+                         keep_my_link=False)
+
+
+def _skip_pending(whose, reason: str, kinds: tuple[str, ...] | None, *,
+                  keep_my_link: bool = True) -> int:
     query = (
         sa.update(Message)
         .where(
-            Message.registration_id == registration.id,
+            whose,
             Message.status == MessageStatus.PENDING,
             lease_is_free(),
         )
@@ -140,7 +153,7 @@ def skip_pending(registration: Registration, reason: str, now: datetime,
     )
     if kinds:
         query = query.where(Message.kind.in_(kinds))
-    else:
+    elif keep_my_link:
         # The link to all the person's sessions is theirs, whatever becomes of this one.
         query = query.where(Message.kind != MessageKind.MY_LINK)
     return db.session.execute(query).rowcount
@@ -199,14 +212,21 @@ def queue_promotion(registration: Registration, now: datetime) -> Message:
     return message
 
 
+# Who ended a registration, as its cancellation email says: the attendee on a page, the
+# organisers by cancelling the session, or the attendee's calendar by declining the invite.
+CANCELLED_BY = ("attendee", "organiser", "calendar")
+
+
 def queue_cancellation(registration: Registration, was_confirmed: bool, now: datetime, *,
-                       by_organiser: bool = False) -> Message:
+                       by: str = "attendee") -> Message:
     """The registration ended: a CANCEL invite for a seat holder, a plain notice otherwise.
 
     Nothing else still planned for it will be sent.
     """
-    skip_pending(registration, "event cancelled" if by_organiser else "cancelled", now)
-    detail = {"by": "organiser" if by_organiser else "attendee"}
+    if by not in CANCELLED_BY:
+        raise ValueError(f"unknown canceller {by!r}")
+    skip_pending(registration, "event cancelled" if by == "organiser" else "cancelled", now)
+    detail = {"by": by}
     if was_confirmed:
         registration.ical_sequence += 1
         return _queue(registration, MessageKind.CANCELLATION, now, method=IcalMethod.CANCEL,

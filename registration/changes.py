@@ -149,7 +149,7 @@ def change_event(event: Event, changes: dict, now: datetime, *,
         for registration in _active_registrations(event):
             planner.queue_cancellation(registration,
                                        registration.status == RegistrationStatus.CONFIRMED, now,
-                                       by_organiser=True)
+                                       by="organiser")
             result.notified += 1
         db.session.flush()
         return result

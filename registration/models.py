@@ -40,6 +40,14 @@ class RegistrationStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class Rsvp(StrEnum):
+    """The attendee's answer to the invite, from their calendar's iTIP REPLY (RFC 5546)."""
+
+    ACCEPTED = "accepted"
+    TENTATIVE = "tentative"
+    DECLINED = "declined"
+
+
 # What people read for each stored value, in the page's (or email's) language: defined once
 # here, lazy because the page language is known only when a page is rendered.
 KIND_LABELS = {
@@ -195,6 +203,9 @@ class Registration(db.Model):
     anonymised_at: Mapped[datetime | None]
     # Set by the one-click unsubscribe link: no more reminders or follow-ups; the seat stays.
     unsubscribed_at: Mapped[datetime | None]
+    # The latest answer their calendar sent (notifications.replies), and when it came.
+    rsvp: Mapped[Rsvp | None] = mapped_column(enum_column(Rsvp, "rsvp", 20))
+    rsvp_at: Mapped[datetime | None]
 
     event: Mapped[Event] = relationship(back_populates="registrations")
     # The person behind the address, for the link to all their sessions; None for rows written
@@ -220,3 +231,16 @@ class Person(db.Model):
     token_nonce: Mapped[str] = mapped_column(sa.String(64))
     token_digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[datetime]
+    # A permanent delivery failure (a 5.x.x bounce) to this address: nothing more is sent to it
+    # until an organiser clears the mark or the person signs up again.
+    undeliverable_at: Mapped[datetime | None]
+    undeliverable_reason: Mapped[str | None] = mapped_column(sa.String(500))
+
+    @property
+    def is_undeliverable(self) -> bool:
+        return self.undeliverable_at is not None
+
+    def clear_undeliverable(self) -> None:
+        """Lift the mark: email to the address goes out again."""
+        if self.undeliverable_at is not None:
+            self.undeliverable_at = self.undeliverable_reason = None

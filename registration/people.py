@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from notifications import planner
+from notifications.models import BOUNCED
 from registration import tokens
 from registration.models import Event, Person, Registration, RegistrationStatus
 
@@ -139,3 +140,14 @@ def forget_unused(email_keys: list[str]) -> int:
         sa.delete(Person).where(Person.email_key.in_(email_keys), ~in_use)
         .execution_options(synchronize_session=False)
     ).rowcount
+
+
+def mark_undeliverable(email_key: str, reason: str, now: datetime) -> int:
+    """Mark an address as failing for good (a 5.x.x bounce) with the server's words: its unsent
+    emails end skipped as "bounced", and none goes out until the mark is cleared. How many
+    unsent emails were skipped."""
+    person = ensure(email_key, now)
+    if person.undeliverable_at is None:
+        person.undeliverable_at = now
+    person.undeliverable_reason = reason[:500]
+    return planner.skip_pending_to(email_key, BOUNCED)

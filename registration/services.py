@@ -114,8 +114,9 @@ def sign_up_many(events: list[Event], applicant: Applicant,
     closed = [event.slug for event in locked.values() if not event.is_open_for_signup(now)]
     if closed:
         raise SignupClosed(*closed)
-    # The person behind the address, for the link to all their sessions in every email.
-    people.ensure(applicant.email_key, now)
+    # The person behind the address, for the link to all their sessions in every email; an
+    # address marked undeliverable is theirs to vouch for again by signing up with it.
+    people.ensure(applicant.email_key, now).clear_undeliverable()
     return [_register(locked[event.id], applicant, now) for event in events]
 
 
@@ -171,8 +172,9 @@ def find_by_token(token: str) -> Registration | None:
     return tokens.holder(Registration, token, by_digest=True)
 
 
-def cancel(registration: Registration, now: datetime) -> bool:
+def cancel(registration: Registration, now: datetime, *, by: str = "attendee") -> bool:
     """Cancel a registration, free its seat and promote the next person; False if already done.
+    `by`: the attendee on a page, or their calendar declining the invite (the email says which).
 
     On a session the organisers cancelled, the person already has (or will get) its
     cancellation: the registration just ends, with nothing more sent. After the session's end
@@ -195,7 +197,7 @@ def cancel(registration: Registration, now: datetime) -> bool:
     db.session.refresh(registration)
     if event.is_cancelled:
         return True
-    planner.queue_cancellation(registration, was_confirmed, now)
+    planner.queue_cancellation(registration, was_confirmed, now, by=by)
     if was_confirmed:
         _free_seat(event)
         promote_waiting(event, now)
