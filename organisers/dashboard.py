@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from extensions import db
 from notifications.models import Message
-from registration.models import Event, Registration, RegistrationStatus
+from registration.models import Event, Person, Registration, RegistrationStatus
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,8 @@ class Headcount:
 
     registrations: int = 0
     people: int = 0
+    # Of those people, how many have an address marked undeliverable (a permanent bounce).
+    undeliverable: int = 0
 
 
 @dataclass
@@ -45,24 +47,30 @@ def _counts_by_event(model) -> dict[int, Counter]:
 # Both headcounts count the same rows. An anonymised registration's key is unique to it
 # ("deleted:<id>"), so it counts as a person of its own: who it was is no longer known.
 _STANDING = Registration.status != RegistrationStatus.CANCELLED
-_HEADCOUNT = (sa.func.count(), sa.func.count(sa.distinct(Registration.email_key)))
+_HEADCOUNT = (
+    sa.func.count(),
+    sa.func.count(sa.distinct(Registration.email_key)),
+    sa.func.count(sa.distinct(sa.case((Person.undeliverable_at.is_not(None),
+                                       Registration.email_key)))),
+)
+
+
+def _standing_with_people(*columns) -> sa.Select:
+    return (sa.select(*columns, *_HEADCOUNT)
+            .outerjoin(Person, Person.email_key == Registration.email_key)
+            .where(_STANDING))
 
 
 def _headcounts_by_event() -> dict[int, Headcount]:
     rows = db.session.execute(
-        sa.select(Registration.event_id, *_HEADCOUNT).where(_STANDING)
-        .group_by(Registration.event_id)
-    )
-    return {event_id: Headcount(registrations, people)
-            for event_id, registrations, people in rows}
+        _standing_with_people(Registration.event_id).group_by(Registration.event_id))
+    return {event_id: Headcount(*counts) for event_id, *counts in rows}
 
 
 def forum_headcount() -> Headcount:
     """The forum's registrations that stand and the people behind them, each person once
-    however many sessions they signed up for."""
-    registrations, people = db.session.execute(
-        sa.select(*_HEADCOUNT).where(_STANDING)).one()
-    return Headcount(registrations, people)
+    however many sessions they signed up for (and how many of them can't be emailed)."""
+    return Headcount(*db.session.execute(_standing_with_people()).one())
 
 
 def dashboard_rows(now: datetime) -> tuple[list[EventRow], list[EventRow]]:

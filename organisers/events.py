@@ -26,7 +26,7 @@ from organisers import auth, editing, programme_upload
 from organisers.editing import EditRefused
 from organisers.forms import EventForm
 from organisers.programme_upload import PreviewStale, UploadRefused
-from organisers.timeline import KIND_LABELS, event_overview
+from organisers.timeline import KIND_LABELS, RSVP_LABELS, event_overview
 from organisers.uploads import upload_limit
 from registration import programme, times
 from registration.forms import countries
@@ -42,7 +42,8 @@ _DATETIME_LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)
 @bp.context_processor
 def _helpers():
     return {"at": local_time, "input_type": _input_type, "kind_label": KIND_LABELS.get,
-            "zone_choices": _zone_choices, "country_name": _country_name}
+            "zone_choices": _zone_choices, "country_name": _country_name,
+            "rsvp_labels": RSVP_LABELS}
 
 
 def local_time(moment: datetime | None) -> str:

@@ -7,15 +7,23 @@ from datetime import datetime, tzinfo
 import sqlalchemy as sa
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import selectinload
 
 from extensions import db
 from notifications.models import Message, MessageKind, MessageStatus
-from registration.models import Event, Registration, RegistrationStatus
+from registration.models import Event, Registration, RegistrationStatus, Rsvp
 
 # Messages sent to one person at a time, grouped by day in the timeline; the others go out in
 # batches (a reminder, an update, a follow-up), grouped by the moment they were due.
 PERSONAL_KINDS = (MessageKind.CONFIRMATION, MessageKind.WAITLISTED, MessageKind.PROMOTION,
                   MessageKind.CANCELLATION, MessageKind.MY_LINK)
+# The answer an attendee's calendar sent (registration.replies).
+RSVP_LABELS = {
+    Rsvp.ACCEPTED: _l("accepted"),
+    Rsvp.TENTATIVE: _l("tentative"),
+    Rsvp.DECLINED: _l("declined"),
+}
+
 KIND_LABELS = {
     MessageKind.CONFIRMATION: _l("confirmation"),
     MessageKind.WAITLISTED: _l("waiting-list notice"),
@@ -91,6 +99,8 @@ def event_overview(event: Event, now: datetime, local_zone: tzinfo) -> dict:
     registrations = db.session.scalars(
         sa.select(Registration)
         .where(Registration.event_id == event.id)
+        # The person: whether their address is marked undeliverable.
+        .options(selectinload(Registration.person))
         .order_by(Registration.registered_at, Registration.id)
     ).all()
     by_status = {state: [r for r in registrations if r.status == state]

@@ -20,7 +20,7 @@ from registration.models import Event, Registration
 ATTENDEE_COLUMNS = (
     "event_slug", "event_title", "event_starts_at_utc", "status", "registered_at_utc", "name",
     "email", "organisation", "affiliation", "country", "timezone", "language", "consent_at_utc",
-    "cancelled_at_utc",
+    "cancelled_at_utc", "rsvp",
 )
 # A spreadsheet reads a cell starting with one of these as a formula (or mangles it).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
@@ -129,7 +129,7 @@ def attendee_rows(event: Event | None = None, status: str | None = None) -> Iter
             Registration.email, Registration.organisation, Registration.affiliation,
             Registration.country, Registration.timezone, Registration.language,
             utc_text(Registration.consent_at, dialect),
-            utc_text(Registration.cancelled_at, dialect),
+            utc_text(Registration.cancelled_at, dialect), Registration.rsvp,
         )
         .join(Registration.event)
         .order_by(Event.starts_at, Event.id, Registration.registered_at, Registration.id)

@@ -110,7 +110,8 @@ def test_the_file_is_utf8_with_bom_and_crlf_rows_quoted_as_rfc_4180_says(app, ru
 
     assert data.startswith(codecs.BOM_UTF8 + b"event_slug,event_title,")
     header, _, body = data.partition(b"\r\n")
-    assert header.endswith(b"consent_at_utc,cancelled_at_utc")
+    # Columns are only ever added at the end: the calendar answer came last.
+    assert header.endswith(b"consent_at_utc,cancelled_at_utc,rsvp")
     assert '"Aiko ""AT"" Tanaka, 田中"'.encode() in body
     assert b'"a\nb"' in body
     assert body.endswith(b"\r\n")
@@ -122,6 +123,7 @@ def test_each_registration_shows_its_status_and_times_in_utc(app, runner, tmp_pa
     services.sign_up(event, applicant(2), NOW + timedelta(minutes=1))
     third = services.sign_up(event, applicant(3), NOW + timedelta(minutes=2))
     services.cancel(third, NOW + timedelta(hours=1))
+    third.rsvp = "declined"
     db.session.commit()
 
     rows = read_export(export(runner, tmp_path, event.slug))
@@ -138,6 +140,8 @@ def test_each_registration_shows_its_status_and_times_in_utc(app, runner, tmp_pa
                                    "en")
     assert first["cancelled_at_utc"] == ""
     assert third_row["cancelled_at_utc"] == "2025-06-20T10:00:00Z"
+    # The answer their calendar sent, if any.
+    assert (first["rsvp"], third_row["rsvp"]) == ("", "declined")
 
 
 def test_without_a_slug_every_event_is_exported_and_with_one_only_that_event(

@@ -13,7 +13,8 @@ from extensions import db
 
 # Columns the models have that are newer than the revisions the tests below go back to; the
 # ORM writes every column, so they are there while those tests write their old rows.
-NEWER_COLUMNS = {"registrations": {"unsubscribed_at": "TIMESTAMP"}}
+NEWER_COLUMNS = {"registrations": {"unsubscribed_at": "TIMESTAMP", "rsvp": "VARCHAR(20)",
+                                   "rsvp_at": "TIMESTAMP"}}
 
 
 @contextmanager
@@ -250,3 +251,27 @@ def test_unsubscribing_is_a_column_that_comes_and_goes_with_its_revision(app):
     assert db.session.scalar(sa.text(
         "SELECT unsubscribed_at FROM registrations WHERE id = :id"), {"id": registration_id}
     ) is None  # who unsubscribed went with the downgrade
+
+
+def test_replies_and_bounces_come_and_go_with_their_revision(app):
+    from tests.conftest import NOW, make_event, make_registration
+
+    registration_id = make_registration(make_event(), rsvp="accepted", rsvp_at=NOW).id
+    db.session.commit()
+    inspector = lambda: sa.inspect(db.engine)  # noqa: E731
+    db.session.remove()
+    downgrade(revision="0008")
+    try:
+        assert "handled_mail" not in inspector().get_table_names()
+        assert "rsvp" not in {c["name"] for c in inspector().get_columns("registrations")}
+        assert "undeliverable_at" not in {c["name"] for c in inspector().get_columns("people")}
+        assert db.session.scalar(sa.text("SELECT count(*) FROM registrations")) == 1
+    finally:
+        db.session.remove()
+        upgrade()
+    assert db.session.scalar(sa.text("SELECT rsvp FROM registrations WHERE id = :id"),
+                             {"id": registration_id}) is None
+    # The database itself refuses an answer the enum doesn't have.
+    with pytest.raises(sa.exc.IntegrityError):
+        db.session.execute(sa.text("UPDATE registrations SET rsvp = 'maybe'"))
+    db.session.rollback()

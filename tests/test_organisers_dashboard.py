@@ -65,11 +65,11 @@ def test_dashboard_counts_each_events_registrations_and_emails_by_status(admin):
     assert counts(page, "busy") == {"capacity": "2", "confirmed": "2", "waitlisted": "3",
                                     "registrations": "5", "people": "5",
                                     "cancelled": "1", "sent": "4", "pending": "5",
-                                    "failed": "2"}
+                                    "failed": "2", "undeliverable": "0"}
     assert counts(page, "quiet") == {"capacity": "no limit", "confirmed": "1",
                                      "waitlisted": "0", "registrations": "1", "people": "1",
                                      "cancelled": "0", "sent": "0", "pending": "0",
-                                     "failed": "0"}
+                                     "failed": "0", "undeliverable": "0"}
     # Failures stand out and lead to the event's list of them.
     assert 'href="/admin/events/busy#failed"' in row_of(page, "busy")
 
@@ -164,14 +164,14 @@ def test_dashboard_counts_a_person_once_for_the_forum_and_once_per_session(admin
     second_row = counts(page, "second")
     assert (second_row["registrations"], second_row["people"], second_row["cancelled"]) == (
         "2", "2", "2")
-    assert forum_counts(page) == {"registrations": "4", "people": "2"}
+    assert forum_counts(page) == {"registrations": "4", "people": "2", "undeliverable": "0"}
     assert "Registrations, whole forum" in page and "People, whole forum" in page
 
 
 def test_dashboard_counts_no_people_without_registrations(admin):
     make_event(slug="empty")
     page = admin.get("/admin/").get_data(as_text=True)
-    assert forum_counts(page) == {"registrations": "0", "people": "0"}
+    assert forum_counts(page) == {"registrations": "0", "people": "0", "undeliverable": "0"}
     assert (counts(page, "empty")["registrations"], counts(page, "empty")["people"]) == (
         "0", "0")
 
@@ -188,4 +188,28 @@ def test_an_anonymised_registration_counts_as_a_person_of_its_own(admin):
     retention.anonymise([gone], NOW)
     db.session.commit()
     page = admin.get("/admin/").get_data(as_text=True)
-    assert forum_counts(page) == {"registrations": "2", "people": "2"}
+    assert forum_counts(page) == {"registrations": "2", "people": "2", "undeliverable": "0"}
+
+
+def test_an_address_that_bounced_for_good_is_counted_and_shown_on_its_registrations(admin):
+    from registration import people
+
+    first, second = make_event(slug="first"), make_event(slug="second",
+                                                         starts_at=NOW + timedelta(days=40))
+    bounced = make_registration(first, email="dead@example.org", rsvp="accepted")
+    make_registration(second, email="dead@example.org")
+    make_registration(first, email="fine@example.org")
+    people.mark_undeliverable(bounced.email_key, "5.1.1 smtp; 550 5.1.1 User unknown", NOW)
+    db.session.commit()
+
+    page = admin.get("/admin/").get_data(as_text=True)
+
+    assert counts(page, "first")["undeliverable"] == "1"
+    assert counts(page, "second")["undeliverable"] == "1"
+    assert forum_counts(page) == {"registrations": "3", "people": "2", "undeliverable": "1"}
+    event_page = admin.get("/admin/events/first").get_data(as_text=True)
+    row = next(line for line in event_page.split("<tr>") if "dead@example.org" in line)
+    assert "undeliverable" in row and "550 5.1.1 User unknown" in row
+    assert "<td>accepted</td>" in row
+    fine = next(line for line in event_page.split("<tr>") if "fine@example.org" in line)
+    assert "undeliverable" not in fine
