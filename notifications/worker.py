@@ -45,7 +45,7 @@ def housekeeping_job(app, should_stop: Callable[[], bool] | None = None,
     """End every pending message whose window has closed as skipped ("expired"), and anonymise
     the registrations past the retention period; how many messages were skipped."""
     from notifications.claims import skip_expired
-    from registration import retention
+    from registration import replies, retention
 
     if should_stop and should_stop():
         return None
@@ -53,7 +53,10 @@ def housekeeping_job(app, should_stop: Callable[[], bool] | None = None,
         try:
             now = (clock or current_app.config["CLOCK"])()
             count = skip_expired(now)
-            purged = retention.purge(now, current_app.config["RETENTION_DAYS"])
+            retention_days = current_app.config["RETENTION_DAYS"]
+            purged = retention.purge(now, retention_days)
+            # What was read from the replies mailbox is kept only as long as what it acted on.
+            replies.forget_handled(now - timedelta(days=retention_days))
             db.session.commit()
         finally:
             db.session.remove()

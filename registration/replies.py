@@ -87,3 +87,10 @@ def _bounced(failure: inbox.Failure, original_message_id: str | None, now: datet
     log.info("an address was marked undeliverable (%s); %s unsent emails skipped",
              failure.status, skipped)
     return True
+
+
+def forget_handled(before: datetime) -> int:
+    """Forget the emails acted on before then (each left the folder long ago); how many."""
+    return db.session.execute(
+        sa.delete(HandledMail).where(HandledMail.handled_at < before)
+    ).rowcount

@@ -191,3 +191,15 @@ def test_a_bounce_quoting_our_message_id_marks_the_address(app):
     assert replies.act_on(raw, NOW) == "bounce"
     assert db.session.scalar(sa.select(Person.undeliverable_reason)
                              .where(Person.email_key == aiko.email_key)).startswith("5.2.1")
+
+
+def test_housekeeping_forgets_what_was_read_once_past_the_retention_period(app):
+    from notifications.worker import housekeeping_job
+
+    event, aiko, ben = full_session()
+    assert replies.act_on(calendar_reply(aiko.ical_uid, AIKO, "ACCEPTED"), NOW) == "reply"
+    later = NOW + timedelta(days=app.config["RETENTION_DAYS"])
+    housekeeping_job(app, clock=lambda: later)
+    assert db.session.scalar(sa.select(sa.func.count(HandledMail.id))) == 1
+    housekeeping_job(app, clock=lambda: later + timedelta(seconds=1))
+    assert db.session.scalar(sa.select(sa.func.count(HandledMail.id))) == 0
