@@ -22,7 +22,7 @@ from flask_babel import ngettext
 
 from extensions import db
 from notifications import planner
-from organisers import auth, editing, programme_upload
+from organisers import auth, editing, programme_preview, programme_upload
 from organisers.editing import EditRefused
 from organisers.forms import EventForm
 from organisers.programme_upload import PreviewStale, UploadRefused
@@ -215,6 +215,7 @@ def _render_preview(filename, plans, status=200, notice=None, data=b"", keep_sea
         token=programme_upload.sign(filename, data, plans, keep_seats),
         told=sum(p.told for p in plans), promoted=sum(p.promoted for p in plans),
         follow_ups=sum(p.follow_ups for p in plans), notice=notice, keep_seats=keep_seats,
+        field_changes=programme_preview.field_changes, who_is_told=programme_preview.who_is_told,
     ), status
 
 
