@@ -248,6 +248,20 @@ def _in_zone(name: str, moment: datetime, zone_name: str) -> datetime:
                "night); choose another time")
 
 
+def wall_clock(moment: datetime, zone_name: str) -> str:
+    """A UTC moment as a cell holds it: the wall clock of the zone, as _in_zone reads it back;
+    with its offset when that wall time happens twice (the night the clocks go back)."""
+    zone = ZoneInfo(zone_name)
+    local = moment.astimezone(zone)
+    naive = local.replace(tzinfo=None)
+    spec = "minutes" if not (local.second or local.microsecond) else "auto"
+    if naive.replace(tzinfo=zone, fold=0).utcoffset() != naive.replace(
+        tzinfo=zone, fold=1
+    ).utcoffset():
+        return local.isoformat(timespec=spec)
+    return naive.isoformat(timespec=spec)
+
+
 CHECKS = {
     "slug": _slug,
     "title": _required_text,
