@@ -25,7 +25,7 @@ from extensions import db, writes_on_get
 from notifications import planner
 from organisers import auth, editing, programme_preview, programme_upload
 from organisers.editing import EditRefused
-from organisers.forms import EventForm
+from organisers.forms import DuplicateForm, EventForm
 from organisers.programme_upload import PreviewStale, UploadRefused
 from organisers.timeline import KIND_LABELS, event_overview
 from organisers.uploads import upload_limit
@@ -168,6 +168,37 @@ def retry_failed(slug):
     flash(ngettext("%(num)d failed message will be sent again shortly.",
                    "%(num)d failed messages will be sent again shortly.", retried) + late_text)
     return redirect(url_for(".event_page", slug=event.slug) + "#messages", 303)
+
+
+def _render_duplicate(source: Event, form: DuplicateForm, status: int = 200,
+                      error: str | None = None):
+    return render_template("organisers/event_duplicate.html", source=source, form=form,
+                           error=error), status
+
+
+@bp.route("/events/<slug>/duplicate", methods=["GET", "POST"])
+@auth.login_required
+def duplicate_event(slug):
+    """A copy of the event under a slug the organiser chooses; it opens its own page."""
+    source = event_or_404(slug)
+    if request.method == "GET":
+        return _render_duplicate(source, DuplicateForm(formdata=None,
+                                                       data={"slug": f"{source.slug}-copy"}))
+    form = DuplicateForm()
+    try:
+        event = editing.duplicate_event(source, form.slug.data or "", times.now())
+    except EditRefused as refused:
+        form.slug.errors = refused.errors.get("slug", [])
+        # Only the slug is asked here; the source's other fields were checked when stored.
+        others = [message for name, messages in refused.errors.items() if name != "slug"
+                  for message in messages]
+        return _render_duplicate(source, form, refused.status,
+                                 "; ".join(others) or refused.error)
+    auth.audit("event duplicated", event.slug, {"from": source.slug})
+    db.session.commit()
+    flash(_("Event %(slug)s created as a copy of %(source)s.", slug=event.slug,
+            source=source.slug))
+    return redirect(url_for(".event_page", slug=event.slug), 303)
 
 
 @bp.get("/programme.csv")

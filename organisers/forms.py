@@ -68,3 +68,8 @@ class EventForm(FlaskForm):
         """The submitted text of each programme column, as a CSV cell would hold it."""
         return {name: self[name].data or "" for name in columns}
 
+
+class DuplicateForm(FlaskForm):
+    """The slug of a copy of an event (checked as the new-event form's slug is)."""
+
+    slug = StringField(SLUG_LABEL)
