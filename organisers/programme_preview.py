@@ -59,7 +59,7 @@ def _value(name: str, value: Any) -> str:
     if name in CHOICE_LABELS:
         return str(CHOICE_LABELS[name].get(value, value))
     text = " ".join(str(value).split())  # a description's lines, run together
-    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS].rstrip() + "…"
 
 
 def who_is_told(plan: PlannedChange) -> list[str]:
