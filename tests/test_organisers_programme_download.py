@@ -146,3 +146,20 @@ def test_the_upload_page_and_the_dashboard_link_the_download(admin):
     for path in ("/admin/", "/admin/programme"):
         page = admin.get(path).get_data(as_text=True)
         assert 'href="/admin/programme.csv">Download the programme</a>' in page, path
+
+
+def test_the_demo_programme_comes_back_unchanged(admin):
+    from registration.demo import demo_programme_csv
+    from registration.programme import apply_programme
+
+    rows, problems = parse_programme(demo_programme_csv(2025))
+    assert rows and not problems
+    apply_programme(rows, NOW)
+    db.session.commit()
+    before = snapshot()
+
+    page = upload(admin, download(admin)).get_data(as_text=True)
+
+    assert "No changes: every session in this file is as stored." in page
+    assert f"{len(rows)} sessions unchanged." in page
+    assert snapshot() == before
