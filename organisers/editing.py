@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from extensions import db
 from registration import changes, programme
 from registration.models import Event, EventStatus
+from registration.programme_export import event_cells
 
 SLUG_RACE = _l("Another event took this slug a moment ago; choose another.")
 
@@ -61,6 +62,15 @@ def create_event(cells: dict[str, str], now: datetime) -> tuple[Event, dict]:
     except IntegrityError:
         raise EditRefused({"slug": [SLUG_RACE]}, 409) from None
     return event, values
+
+
+def duplicate_event(source: Event, slug: str, now: datetime) -> Event:
+    """A copy of an event under a new slug, made as the new-event form makes one: its details,
+    scheduled, without its recording, registrations or public UID (flushed, not committed)."""
+    cells = {**event_cells(source), "slug": slug, "status": EventStatus.SCHEDULED,
+             "recording_url": ""}
+    event, _values = create_event(cells, now)
+    return event
 
 
 def _refusals(event: Event, values: dict, *, keep_attendees: bool,

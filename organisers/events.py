@@ -10,6 +10,7 @@ from functools import lru_cache
 from babel.dates import format_datetime
 from flask import (
     Blueprint,
+    Response,
     flash,
     g,
     redirect,
@@ -20,18 +21,19 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
-from extensions import db
+from extensions import db, writes_on_get
 from notifications import planner
-from organisers import auth, editing, programme_upload
+from organisers import auth, editing, programme_preview, programme_upload
 from organisers.editing import EditRefused
-from organisers.forms import EventForm
+from organisers.forms import DuplicateForm, EventForm
 from organisers.programme_upload import PreviewStale, UploadRefused
 from organisers.timeline import KIND_LABELS, RSVP_LABELS, event_overview
 from organisers.uploads import upload_limit
-from registration import programme, times
+from registration import programme, programme_export, times
 from registration.forms import countries
 from registration.lookup import event_or_404
 from registration.models import Event, EventKind, EventStatus, Language
+from registration.programme_export import event_cells
 from registration.times import zone, zone_names
 
 bp = Blueprint("organiser_events", __name__, url_prefix="/admin")
@@ -79,36 +81,6 @@ def _input_type(value: str | None) -> str:
     return "datetime-local" if not value or _DATETIME_LOCAL.fullmatch(value) else "text"
 
 
-def _wall_clock(moment: datetime, zone_name: str) -> str:
-    """The moment as the form shows it, in the event's zone; with its offset when that wall
-    time happens twice (the night the clocks go back), as the checks then require."""
-    tzinfo = zone(zone_name)
-    local = moment.astimezone(tzinfo)
-    naive = local.replace(tzinfo=None)
-    spec = "minutes" if not (local.second or local.microsecond) else "auto"
-    if naive.replace(tzinfo=tzinfo, fold=0).utcoffset() != naive.replace(
-        tzinfo=tzinfo, fold=1
-    ).utcoffset():
-        return local.isoformat(timespec=spec)
-    return naive.isoformat(timespec=spec)
-
-
-def _form_data(event: Event) -> dict[str, str]:
-    def text(value):
-        return "" if value is None else str(value)
-
-    return {
-        "slug": event.slug, "title": event.title, "kind": event.kind,
-        "pillar": text(event.pillar),
-        "starts_at": _wall_clock(event.starts_at, event.timezone),
-        "ends_at": _wall_clock(event.ends_at, event.timezone),
-        "timezone": event.timezone, "capacity": text(event.capacity),
-        "language": event.language, "join_url": text(event.join_url),
-        "location": text(event.location), "description": event.description,
-        "status": event.status, "recording_url": text(event.recording_url),
-    }
-
-
 def _with_errors(form: EventForm, refused: EditRefused) -> EventForm:
     for name, messages in refused.errors.items():
         form[name].errors = messages
@@ -153,7 +125,7 @@ def new_event():
 def event_page(slug):
     """One event: its attendees and waiting list, its messages, and the form to edit it."""
     event = event_or_404(slug)
-    return _render_event(event, EventForm(formdata=None, data=_form_data(event)))
+    return _render_event(event, EventForm(formdata=None, data=event_cells(event)))
 
 
 @bp.post("/events/<slug>")
@@ -190,13 +162,59 @@ def retry_failed(slug):
     if not retried:
         error = (_("Nothing to retry: there are no failed messages.") if not too_late
                  else _("Nothing was retried:") + late_text)
-        return _render_event(event, EventForm(formdata=None, data=_form_data(event)), 409,
+        return _render_event(event, EventForm(formdata=None, data=event_cells(event)), 409,
                              error=error)
     auth.audit("retry", event.slug, {"messages": retried, "too_late": too_late})
     db.session.commit()
     flash(ngettext("%(num)d failed message will be sent again shortly.",
                    "%(num)d failed messages will be sent again shortly.", retried) + late_text)
     return redirect(url_for(".event_page", slug=event.slug) + "#messages", 303)
+
+
+def _render_duplicate(source: Event, form: DuplicateForm, status: int = 200,
+                      error: str | None = None):
+    return render_template("organisers/event_duplicate.html", source=source, form=form,
+                           error=error), status
+
+
+@bp.route("/events/<slug>/duplicate", methods=["GET", "POST"])
+@auth.login_required
+def duplicate_event(slug):
+    """A copy of the event under a slug the organiser chooses; it opens its own page."""
+    source = event_or_404(slug)
+    if request.method == "GET":
+        return _render_duplicate(source, DuplicateForm(formdata=None,
+                                                       data={"slug": f"{source.slug}-copy"}))
+    form = DuplicateForm()
+    try:
+        event = editing.duplicate_event(source, form.slug.data or "", times.now())
+    except EditRefused as refused:
+        form.slug.errors = refused.errors.get("slug", [])
+        # Only the slug is asked here; the source's other fields were checked when stored.
+        others = [message for name, messages in refused.errors.items() if name != "slug"
+                  for message in messages]
+        return _render_duplicate(source, form, refused.status,
+                                 "; ".join(others) or refused.error)
+    auth.audit("event duplicated", event.slug, {"from": source.slug})
+    db.session.commit()
+    flash(_("Event %(slug)s created as a copy of %(source)s.", slug=event.slug,
+            source=source.slug))
+    return redirect(url_for(".event_page", slug=event.slug), 303)
+
+
+@bp.get("/programme.csv")
+@writes_on_get  # the audit entry, written before the file is sent
+@auth.login_required
+def download_programme():
+    """The whole programme in the upload's own format, to edit and upload again."""
+    rows = programme_export.programme_rows()
+    auth.audit("programme downloaded", "all events", {"rows": len(rows)})
+    db.session.commit()
+    today = times.now().astimezone(zone(_organiser_zone())).date().isoformat()
+    response = Response(programme_export.programme_csv(rows), mimetype="text/csv")
+    response.headers.set("Content-Disposition", "attachment",
+                         filename=f"programme-{today}.csv")
+    return response
 
 
 # --- programme upload: preview, then apply ---------------------------------------------------
@@ -216,6 +234,7 @@ def _render_preview(filename, plans, status=200, notice=None, data=b"", keep_sea
         token=programme_upload.sign(filename, data, plans, keep_seats),
         told=sum(p.told for p in plans), promoted=sum(p.promoted for p in plans),
         follow_ups=sum(p.follow_ups for p in plans), notice=notice, keep_seats=keep_seats,
+        field_changes=programme_preview.field_changes, who_is_told=programme_preview.who_is_told,
     ), status
 
 

@@ -10,6 +10,18 @@ from wtforms import BooleanField, EmailField, PasswordField, StringField, TextAr
 
 from registration.models import EventKind, EventStatus, Language, Pillar
 
+# The programme's columns by the words people read, for the event form and the upload's
+# preview alike; the file itself keeps the column names.
+COLUMN_LABELS = {
+    "slug": _l("Slug"), "title": _l("Title"), "kind": _l("Kind"), "pillar": _l("Pillar"),
+    "starts_at": _l("Start"), "ends_at": _l("End"), "timezone": _l("Time zone"),
+    "capacity": _l("Capacity"), "language": _l("Language"), "join_url": _l("Join link"),
+    "location": _l("Location"), "description": _l("Description"), "status": _l("Status"),
+    "recording_url": _l("Recording link"),
+}
+
+SLUG_LABEL = _l("%(label)s (the address: /events/…)", label=COLUMN_LABELS["slug"])
+
 
 class LoginForm(FlaskForm):
     """email, password, csrf_token."""
@@ -31,20 +43,23 @@ class EventForm(FlaskForm):
         "status": [(status, status.capitalize()) for status in EventStatus],
     }
 
-    slug = StringField(_l("Slug (the address: /events/…)"))
-    title = StringField(_l("Title"))
-    kind = StringField(_l("Kind"))
-    pillar = StringField(_l("Pillar"))
-    starts_at = StringField(_l("Starts (in the time zone below)"))
-    ends_at = StringField(_l("Ends (in the time zone below)"))
-    timezone = StringField(_l("Time zone of these times"))
-    capacity = StringField(_l("Capacity (seats; blank for no limit)"))
-    language = StringField(_l("Language"))
-    join_url = StringField(_l("Join link"))
-    location = StringField(_l("Location"))
-    description = TextAreaField(_l("Description"))
-    status = StringField(_l("Status"))
-    recording_url = StringField(_l("Recording link"))
+    slug = StringField(SLUG_LABEL)
+    title = StringField(COLUMN_LABELS["title"])
+    kind = StringField(COLUMN_LABELS["kind"])
+    pillar = StringField(COLUMN_LABELS["pillar"])
+    starts_at = StringField(_l("%(label)s (in the time zone below)",
+                               label=COLUMN_LABELS["starts_at"]))
+    ends_at = StringField(_l("%(label)s (in the time zone below)",
+                             label=COLUMN_LABELS["ends_at"]))
+    timezone = StringField(_l("%(label)s of these times", label=COLUMN_LABELS["timezone"]))
+    capacity = StringField(_l("%(label)s (seats; blank for no limit)",
+                              label=COLUMN_LABELS["capacity"]))
+    language = StringField(COLUMN_LABELS["language"])
+    join_url = StringField(COLUMN_LABELS["join_url"])
+    location = StringField(COLUMN_LABELS["location"])
+    description = TextAreaField(COLUMN_LABELS["description"])
+    status = StringField(COLUMN_LABELS["status"])
+    recording_url = StringField(COLUMN_LABELS["recording_url"])
     keep_attendees = BooleanField(_l("Keep the existing attendees (nobody loses a seat; new "
                                      "sign-ups join the waiting list)"))
     confirm_cancel = BooleanField(_l("Yes, cancel this session and notify its registrants"))
@@ -52,3 +67,9 @@ class EventForm(FlaskForm):
     def cells(self, columns) -> dict[str, str]:
         """The submitted text of each programme column, as a CSV cell would hold it."""
         return {name: self[name].data or "" for name in columns}
+
+
+class DuplicateForm(FlaskForm):
+    """The slug of a copy of an event (checked as the new-event form's slug is)."""
+
+    slug = StringField(SLUG_LABEL)

@@ -97,6 +97,7 @@ class EventChange:
 
     changed: list[str]
     notified: int = 0
+    notified_waiting: int = 0  # of those notified, the people on the waiting list
     promoted: int = 0
     follow_ups: int = 0  # seat holders who will get the recording link because of this change
     old_starts_at: datetime | None = None  # set when the change moved the session
@@ -147,20 +148,22 @@ def change_event(event: Event, changes: dict, now: datetime, *,
     if event.is_cancelled:
         event.ical_sequence += 1
         for registration in _active_registrations(event):
-            planner.queue_cancellation(registration,
-                                       registration.status == RegistrationStatus.CONFIRMED, now,
-                                       by="organiser")
+            confirmed = registration.status == RegistrationStatus.CONFIRMED
+            planner.queue_cancellation(registration, confirmed, now, by="organiser")
             result.notified += 1
+            result.notified_waiting += not confirmed
         db.session.flush()
         return result
     if told:
         event.ical_sequence += 1
         if not event.has_ended(now):
             for registration in _active_registrations(event):
-                if registration.status == RegistrationStatus.CONFIRMED or "time" in told:
+                confirmed = registration.status == RegistrationStatus.CONFIRMED
+                if confirmed or "time" in told:
                     planner.queue_update(registration, now, changed=told,
                                          old_starts_at=old_starts_at, old_ends_at=old_ends_at)
                     result.notified += 1
+                    result.notified_waiting += not confirmed
     if result.old_starts_at is not None:
         planner.move_follow_ups(event.id, now, ends_at=event.ends_at)
     if "recording_url" in changes and not event.recording_url:

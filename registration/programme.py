@@ -9,6 +9,7 @@ public names are importable from here too.
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -26,8 +27,8 @@ from registration.programme_file import (
 from registration.programme_rules import COLUMNS, DEFAULTS, StoredEvent, check_event
 
 __all__ = [
-    "COLUMNS", "MAX_FILE_BYTES", "MAX_PROBLEMS", "ImportSummary", "PlannedChange", "Problem",
-    "Problems", "ProgrammeRejected", "ProgrammeRow", "StoredEvent", "apply_programme",
+    "COLUMNS", "MAX_FILE_BYTES", "MAX_PROBLEMS", "FieldChange", "ImportSummary", "PlannedChange",
+    "Problem", "Problems", "ProgrammeRejected", "ProgrammeRow", "StoredEvent", "apply_programme",
     "check_event", "parse_programme", "preview_programme", "stored_events",
 ]
 
@@ -121,8 +122,11 @@ def apply_programme(rows: Sequence[ProgrammeRow], now: datetime, *,
             summary.created.append(row.slug)
             summary.plans.append(PlannedChange(row.line, row.slug, "create", event.title,
                                                event.starts_at, event.ends_at,
-                                               fields=tuple(sorted(row.values))))
+                                               fields=tuple(sorted(row.values)),
+                                               timezone=event.timezone))
             continue
+        before = {name: getattr(event, name) for name in row.values}
+        old_timezone = event.timezone
         change = changes.change_event(event, row.values, now, keep_seats=keep_seats)
         (summary.updated if change.changed else summary.unchanged).append(row.slug)
         summary.promoted += change.promoted
@@ -131,7 +135,10 @@ def apply_programme(rows: Sequence[ProgrammeRow], now: datetime, *,
             row.line, row.slug, _action(change, event), event.title, event.starts_at,
             event.ends_at, fields=tuple(change.changed), old_starts_at=change.old_starts_at,
             old_ends_at=change.old_ends_at, told=change.notified, promoted=change.promoted,
-            follow_ups=change.follow_ups,
+            follow_ups=change.follow_ups, told_waiting=change.notified_waiting,
+            timezone=event.timezone, old_timezone=old_timezone,
+            changes=tuple(FieldChange(name, before[name], getattr(event, name))
+                          for name in COLUMNS if name in change.changed),
         ))
     db.session.flush()
     return summary
@@ -162,6 +169,15 @@ def preview_programme(rows: Sequence[ProgrammeRow], now: datetime, *,
     return summary.plans, Problems()
 
 
+class FieldChange(NamedTuple):
+    """One field of a stored event that a row changes: its column, the stored value and the
+    file's (times in UTC)."""
+
+    name: str
+    old: Any
+    new: Any
+
+
 @dataclass(frozen=True)
 class PlannedChange:
     """What applying one checked row would do, and to how many people, before it is done."""
@@ -176,5 +192,9 @@ class PlannedChange:
     old_starts_at: datetime | None = None
     old_ends_at: datetime | None = None
     told: int = 0  # registrants who get an update or a cancellation
+    told_waiting: int = 0  # of those told, the people on the waiting list
     promoted: int = 0  # waiting-list people who get a seat
     follow_ups: int = 0  # seat holders who get the recording link
+    timezone: str = "UTC"  # the event's zone once applied
+    old_timezone: str | None = None  # its zone before, for a stored event
+    changes: tuple[FieldChange, ...] = ()  # in COLUMNS order

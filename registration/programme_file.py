@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from registration.programme_export import as_written
 from registration.programme_rules import COLUMNS, REQUIRED, StoredEvent, check_event, quoted
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -103,7 +104,9 @@ def parse_programme(
             problems.add(Problem(line, "is not UTF-8 text; save the file as "
                                           "'CSV UTF-8 (comma delimited)'"))
             continue
-        cells_by_column = {name: cell for name, cell in zip(columns, cells, strict=True) if name}
+        # The ' the programme's download puts before a formula-like value is not the value's.
+        cells_by_column = {name: as_written(cell)
+                           for name, cell in zip(columns, cells, strict=True) if name}
         slug = cells_by_column.get("slug", "").strip()
         if slug in first_line_of:
             problems.add(Problem(line, f"slug {quoted(slug)} is already on line "

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from registration import changes
 from registration.models import EventKind, EventStatus, Language, Pillar
 from registration.text import LINE_BREAKS, clean_text, first_control
-from registration.times import zone_names
+from registration.times import zone, zone_names
 
 COLUMNS = (
     "slug", "title", "kind", "pillar", "starts_at", "ends_at", "timezone", "capacity",
@@ -246,6 +246,20 @@ def _in_zone(name: str, moment: datetime, zone_name: str) -> datetime:
                    f"night); write the offset you mean: {options}")
     raise _Bad(f"{name} {wall} does not exist in {zone_name} (the clocks skip ahead that "
                "night); choose another time")
+
+
+def wall_clock(moment: datetime, zone_name: str) -> str:
+    """A UTC moment as a cell holds it: the wall clock of the zone, as _in_zone reads it back;
+    with its offset when that wall time happens twice (the night the clocks go back)."""
+    tzinfo = zone(zone_name)
+    local = moment.astimezone(tzinfo)
+    naive = local.replace(tzinfo=None)
+    spec = "minutes" if not (local.second or local.microsecond) else "auto"
+    if naive.replace(tzinfo=tzinfo, fold=0).utcoffset() != naive.replace(
+        tzinfo=tzinfo, fold=1
+    ).utcoffset():
+        return local.isoformat(timespec=spec)
+    return naive.isoformat(timespec=spec)
 
 
 CHECKS = {

@@ -95,7 +95,7 @@ def test_console_pot_holds_the_consoles_words():
     messages = console_messages()
     # The dashboard's heading, captions and columns; the nav; a flash; a form label; an error.
     for text in ("Events", "Upcoming and running", "Past", "Emails sent", "Capacity",
-                 "Audit log", "Sign out", "Event %(slug)s created.", "Time zone of these times",
+                 "Audit log", "Sign out", "Event %(slug)s created.", "Time zone", "Start",
                  "Wrong email or password.", "%(num)d failed message will be sent again shortly.",
                  "Nothing was changed: %(count)s problem in %(filename)s"):
         assert text in messages, text
@@ -148,7 +148,8 @@ def test_every_console_page_has_one_h1_its_own_title_a_named_nav_and_the_skip_li
     make_registration(event)
     pages = {path: admin.get(path) for path in (
         "/admin/", "/admin/events/new", f"/admin/events/{event.slug}",
-        f"/admin/events/{event.slug}/attendance", "/admin/audit", "/admin/programme")}
+        f"/admin/events/{event.slug}/attendance", f"/admin/events/{event.slug}/duplicate",
+        "/admin/audit", "/admin/programme")}
     token = page_csrf(admin, "/admin/events/new")
     pages["new, refused"] = admin.post("/admin/events/new", data={"csrf_token": token})
     titles = {}
