@@ -121,8 +121,9 @@ def _imap_settings(env, get) -> dict:
     if host and not settings["IMAP_USERNAME"]:
         raise ConfigError("IMAP_HOST is set but IMAP_USERNAME is empty: name the mailbox's login")
     for name in ("IMAP_FOLDER", "IMAP_DONE_FOLDER"):
-        if not settings[name] or any(ord(c) < 32 or c == "\x7f" for c in settings[name]):
-            raise ConfigError(f"{name} must be a folder name without control characters")
+        # * and % are LIST's wildcards: looking for such a folder would find others.
+        if not settings[name] or any(ord(c) < 32 or c in "\x7f*%" for c in settings[name]):
+            raise ConfigError(f"{name} must be a folder name without control characters, * or %")
     if settings["IMAP_FOLDER"] == settings["IMAP_DONE_FOLDER"]:
         raise ConfigError("IMAP_DONE_FOLDER must differ from IMAP_FOLDER")
     return settings

@@ -107,6 +107,7 @@ def _imap_app(tmp_path, **settings):
     ({"IMAP_HOST": "imap.example.org"}, "IMAP_USERNAME"),
     ({"IMAP_CA_FILE": "/nowhere/ca.pem"}, "IMAP_CA_FILE"),
     ({"IMAP_DONE_FOLDER": "INBOX"}, "IMAP_DONE_FOLDER"),
+    ({"IMAP_DONE_FOLDER": "Done*"}, "IMAP_DONE_FOLDER"),
 ])
 def test_a_bad_mailbox_setting_stops_start_up_in_one_line_naming_it(tmp_path, settings, words):
     with pytest.raises(SystemExit) as exc:

@@ -8,7 +8,9 @@ import sys
 import types
 
 import pytest
+import sqlalchemy as sa
 
+from extensions import db
 from notifications import imap
 from notifications.mailbox import read_mailbox
 from notifications.worker import add_jobs
@@ -126,6 +128,19 @@ def test_a_message_whose_act_failed_stays_and_is_tried_again(imap_app, mailbox, 
     fixed = read_mailbox(imap_app.config, lambda raw, now: "reply", NOW)
     assert (fixed.examined, fixed.replies, fixed.failed) == (1, 1, 0)
     assert mailbox.messages() == {}
+
+
+def test_what_a_failed_act_began_in_the_database_is_rolled_back(imap_app, mailbox):
+    from organisers.models import Organiser
+
+    def half_done(raw, now):
+        db.session.add(Organiser(email="half@example.org", password_hash="x", created_at=now))
+        db.session.flush()
+        raise RuntimeError("failed after writing")
+
+    mailbox.append(mail("boom: half done"))
+    assert read_mailbox(imap_app.config, half_done, NOW).failed == 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Organiser)) == 0
 
 
 def test_a_run_takes_at_most_its_limit_and_the_next_run_the_rest(imap_app, mailbox):
