@@ -74,11 +74,13 @@ def read_mailbox(config, act: Act, now: datetime, *, limit: int = MAX_MESSAGES_P
                 if outcome not in (*MOVED, LEFT):
                     raise ValueError(f"act answered {outcome!r}")
             except sa.exc.OperationalError:
+                # The database is down: every message would fail alike, so the run ends here
+                # (the worker logs one line); what was acted on so far moves at the next run.
                 db.session.rollback()
                 raise
             except Exception as exc:
-                # Whatever act began is undone; the message waits for the next run (a fix, or
-                # the database back), and the rest of the folder goes on.
+                # Whatever act began is undone; the message waits for the next run (after a
+                # fix), and the rest of the folder goes on.
                 db.session.rollback()
                 summary.failed += 1
                 log.error("mailbox %s: message %s left to try again, it could not be handled "
