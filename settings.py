@@ -92,6 +92,43 @@ def _secret_key(raw, base_url_is_https, instance_path):
     return key_file.read_text().strip()
 
 
+def _imap_settings(env, get) -> dict:
+    """The mailbox read over IMAP; IMAP_HOST empty means none is read."""
+    security = _choice("IMAP_SECURITY", get("IMAP_SECURITY", "ssl"), ("ssl", "starttls", "none"))
+    host = get("IMAP_HOST")
+    # A password without TLS is readable by whoever is on the path: only this very host may
+    # take it that way (as for SMTP).
+    if host and security == "none" and not _is_loopback(host):
+        raise ConfigError(
+            f"IMAP_SECURITY=none would send the IMAP password in plain text to {host}: set "
+            "IMAP_SECURITY to ssl or starttls (none is allowed only to a loopback IMAP_HOST)")
+    ca_file = get("IMAP_CA_FILE")
+    if ca_file and not Path(ca_file).is_file():
+        raise ConfigError(f"IMAP_CA_FILE {ca_file!r} is not a readable file")
+    settings = {
+        "IMAP_HOST": host,
+        "IMAP_PORT": _int("IMAP_PORT", get("IMAP_PORT", "993" if security == "ssl" else "143"),
+                          1, 65535),
+        "IMAP_USERNAME": get("IMAP_USERNAME"),
+        "IMAP_PASSWORD": env.get("IMAP_PASSWORD", ""),
+        "IMAP_SECURITY": security,
+        "IMAP_CA_FILE": ca_file,
+        "IMAP_FOLDER": get("IMAP_FOLDER", "INBOX"),
+        "IMAP_DONE_FOLDER": get("IMAP_DONE_FOLDER", "Processed"),
+        "MAILBOX_INTERVAL_SECONDS": _int("MAILBOX_INTERVAL_SECONDS",
+                                         get("MAILBOX_INTERVAL_SECONDS", "60"), 5, 86400),
+    }
+    if host and not settings["IMAP_USERNAME"]:
+        raise ConfigError("IMAP_HOST is set but IMAP_USERNAME is empty: name the mailbox's login")
+    for name in ("IMAP_FOLDER", "IMAP_DONE_FOLDER"):
+        # * and % are LIST's wildcards: looking for such a folder would find others.
+        if not settings[name] or any(ord(c) < 32 or c in "\x7f*%" for c in settings[name]):
+            raise ConfigError(f"{name} must be a folder name without control characters, * or %")
+    if settings["IMAP_FOLDER"] == settings["IMAP_DONE_FOLDER"]:
+        raise ConfigError("IMAP_DONE_FOLDER must differ from IMAP_FOLDER")
+    return settings
+
+
 def load_settings(env, instance_path):
     """Read every setting from a mapping of environment strings; raise ConfigError on a bad one."""
     get = lambda name, default="": (env.get(name) or default).strip()  # noqa: E731
@@ -102,6 +139,7 @@ def load_settings(env, instance_path):
         raise ConfigError(f"BASE_URL must be an absolute http(s) URL, not {base_url!r}")
     is_https = parts.scheme == "https"
 
+    replies_email = _email("REPLIES_EMAIL", get("REPLIES_EMAIL")) if get("REPLIES_EMAIL") else ""
     mail_backend = _choice("MAIL_BACKEND", get("MAIL_BACKEND", "file"), ("file", "smtp"))
     settings = {
         "SECRET_KEY": _secret_key(get("SECRET_KEY"), is_https, instance_path),
@@ -128,10 +166,13 @@ def load_settings(env, instance_path):
                                      1, 600),
         "MAIL_FROM": _email("MAIL_FROM", get("MAIL_FROM", "forum@example.org")),
         "MAIL_FROM_NAME": get("MAIL_FROM_NAME", "Forum Sign-up"),
-        # MAIL FROM (the Return-Path): where bounces go.
+        # MAIL FROM (the Return-Path): where bounces go. Set explicitly, it wins; else the mailbox
+        # that is read (REPLIES_EMAIL), so that bounces reach it; else MAIL_FROM.
         "SMTP_ENVELOPE_FROM": _email("SMTP_ENVELOPE_FROM",
-                                     get("SMTP_ENVELOPE_FROM", get("MAIL_FROM",
-                                                                   "forum@example.org"))),
+                                     get("SMTP_ENVELOPE_FROM", replies_email or get(
+                                         "MAIL_FROM", "forum@example.org"))),
+        # The mailbox read over IMAP (calendar replies, bounces): the invites' ORGANIZER.
+        "REPLIES_EMAIL": replies_email,
         "ORGANISER_EMAIL": _email("ORGANISER_EMAIL", get("ORGANISER_EMAIL", "forum@example.org")),
         "SCHEDULER": _choice("SCHEDULER", get("SCHEDULER", "embedded"), ("embedded", "off")),
         "DISPATCH_INTERVAL_SECONDS": _int(
@@ -159,6 +200,7 @@ def load_settings(env, instance_path):
             get("DATABASE_IDLE_TRANSACTION_TIMEOUT_SECONDS", "60"), 0, 3600),
         "DATABASE_KEEPALIVE_SECONDS": _int(
             "DATABASE_KEEPALIVE_SECONDS", get("DATABASE_KEEPALIVE_SECONDS", "30"), 1, 3600),
+        **_imap_settings(env, get),
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", get("RATELIMIT_ENABLED", "true")),
         "RATELIMIT_STORAGE_URI": get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_SIGNUP_PER_IP": get("RATELIMIT_SIGNUP_PER_IP", "300 per hour"),
@@ -256,4 +298,6 @@ SETTING_NAMES = {
     "DATABASE_POOL_TIMEOUT_SECONDS", "DATABASE_STATEMENT_TIMEOUT_SECONDS",
     "DATABASE_IDLE_TRANSACTION_TIMEOUT_SECONDS", "DATABASE_KEEPALIVE_SECONDS",
     "SMTP_ENVELOPE_FROM", "DKIM_PRIVATE_KEY_PATH", "DKIM_SELECTOR", "DKIM_DOMAIN",
+    "IMAP_HOST", "IMAP_PORT", "IMAP_USERNAME", "IMAP_PASSWORD", "IMAP_SECURITY", "IMAP_CA_FILE",
+    "IMAP_FOLDER", "IMAP_DONE_FOLDER", "REPLIES_EMAIL", "MAILBOX_INTERVAL_SECONDS",
 }

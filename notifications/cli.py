@@ -1,4 +1,5 @@
-"""Command-line tools for the outbox: dispatch once, run the worker, print the DKIM record."""
+"""Command-line tools for the outbox: dispatch once, run the worker, read the mailbox once,
+print the DKIM record."""
 
 from datetime import UTC, datetime
 from typing import NoReturn
@@ -76,6 +77,33 @@ def worker_command(ctx, once, now):
     worker.run(app)
 
 
+@click.command("read-mailbox")
+@click.option("--now", metavar="ISO8601", callback=parse_now,
+              help="Act as at this instant instead of the current time.")
+@click.pass_context
+@with_appcontext
+def read_mailbox_command(ctx, now):
+    """Read IMAP_FOLDER once: act on calendar replies and bounces and move them to
+    IMAP_DONE_FOLDER, leave everything else for people; then print one summary line."""
+    from notifications.imap import MailboxError
+    from notifications.mailbox import read_mailbox
+    from notifications.worker import stop_on_signals
+
+    config = current_app.config
+    if not config["IMAP_HOST"]:
+        _refuse(ctx, "IMAP_HOST is not set: there is no mailbox to read")
+    from registration.replies import act_on
+
+    try:
+        with stop_on_signals() as stopping:
+            summary = read_mailbox(config, act_on, now or config["CLOCK"](),
+                                   should_stop=stopping.is_set)
+    except MailboxError as exc:  # one line naming the server and why, never a traceback
+        click.echo(f"Error: {exc}", err=True)
+        ctx.exit(1)
+    click.echo(str(summary))
+
+
 @click.command("dkim-record")
 @click.pass_context
 @with_appcontext
@@ -95,4 +123,5 @@ def init_app(app):
     """Register the outbox commands on the app's CLI."""
     app.cli.add_command(dispatch_command)
     app.cli.add_command(dkim_record_command)
+    app.cli.add_command(read_mailbox_command)
     app.cli.add_command(worker_command)

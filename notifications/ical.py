@@ -22,6 +22,12 @@ def replies_are_read(config) -> bool:
     ask for one (RSVP=TRUE). No mailbox is read yet, so none is asked for."""
     return bool(config.get("IMAP_HOST"))
 
+
+def organiser_address(config) -> str:
+    """The invites' ORGANIZER: the mailbox that is read (REPLIES_EMAIL) when there is one, as
+    calendar replies go to the organiser; else ORGANISER_EMAIL, who also gets human replies."""
+    return config.get("REPLIES_EMAIL") or config["ORGANISER_EMAIL"]
+
 # Parameter values can't hold control characters; a double quote would need RFC 6868's ^'
 # escape, which Outlook shows literally. A display name loses nothing that matters by this.
 _NOT_IN_PARAM = re.compile(r'[\x00-\x1f\x7f"]+')

@@ -236,10 +236,12 @@ def build_message(message: Message, config, now: datetime) -> OutgoingMail:
     recipient = _address(message.recipient)
     sender = _config_address(config["MAIL_FROM"])
     organiser = _config_address(config["ORGANISER_EMAIL"])
+    invite_organiser = _config_address(ical.organiser_address(config))
     message_id = _header(message.message_id)
     if not _MESSAGE_ID.fullmatch(message_id):
         raise UnsendableMessage(f"malformed Message-ID {message_id!r}")
-    utf8 = recipient.needs_smtputf8 or sender.needs_smtputf8 or organiser.needs_smtputf8
+    utf8 = (recipient.needs_smtputf8 or sender.needs_smtputf8 or organiser.needs_smtputf8
+            or invite_organiser.needs_smtputf8)
     on_the_wire = wire.WIRE_UTF8 if utf8 else wire.WIRE
 
     subject, text, html = render(message, config, now)
@@ -254,7 +256,7 @@ def build_message(message: Message, config, now: datetime) -> OutgoingMail:
             registration,
             message.ical_method,
             message.ical_sequence,
-            organiser.wire,
+            invite_organiser.wire,
             now,
             organiser_name=config["MAIL_FROM_NAME"],
             join_url=join_link(message),

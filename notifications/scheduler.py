@@ -32,7 +32,7 @@ def start_embedded_if_serving(app):
         return None
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from notifications.worker import add_jobs
+    from notifications.worker import add_jobs, mailbox_words
 
     # Memory job store: the jobs are fixed in code and the outbox lives in the database.
     scheduler = BackgroundScheduler(timezone="UTC")
@@ -40,7 +40,8 @@ def start_embedded_if_serving(app):
     scheduler.start()
     atexit.register(_shutdown, scheduler)
     app.extensions["notifications_scheduler"] = scheduler
-    log.info("embedded dispatcher started: every %ss", app.config["DISPATCH_INTERVAL_SECONDS"])
+    log.info("embedded dispatcher started: every %ss, %s", app.config["DISPATCH_INTERVAL_SECONDS"],
+             mailbox_words(app.config))
     return scheduler
 
 

@@ -1,7 +1,9 @@
-"""The worker: the outbox's fixed jobs (dispatch every few seconds, housekeeping daily) on an
-APScheduler BlockingScheduler in a process of its own, stopped cleanly by SIGTERM or SIGINT."""
+"""The worker: the outbox's fixed jobs (dispatch every few seconds, housekeeping daily, the
+mailbox every minute when one is read) on an APScheduler BlockingScheduler in a process of its
+own, stopped cleanly by SIGTERM or SIGINT."""
 
 import functools
+import imaplib
 import logging
 import os
 import signal
@@ -88,6 +90,43 @@ class DailyHousekeeping:
         return count
 
 
+def mailbox_job(app, should_stop: Callable[[], bool] | None = None,
+                clock: Callable[[], datetime] | None = None, act=None):
+    """Read the mailbox (IMAP_FOLDER) once at the app's clock, in an app context of its own;
+    `act` decides what each message is (default: registration.replies.act_on)."""
+    from notifications.mailbox import read_mailbox
+
+    if act is None:
+        from registration.replies import act_on as act
+    if should_stop and should_stop():
+        return None
+    with app.app_context():
+        try:
+            summary = read_mailbox(app.config, act, (clock or app.config["CLOCK"])(),
+                                   should_stop=should_stop)
+        finally:
+            db.session.remove()
+    if summary.examined:  # a line a minute saying "nothing" would drown the others
+        log.info("%s", summary)
+    return summary
+
+
+def _one_line_when_the_mailbox_is_unreachable(name: str, job):
+    """A scheduled job that logs one line, no traceback, when the IMAP server can't be reached
+    or refuses us; the next run tries again."""
+    from notifications.imap import MailboxError
+
+    @functools.wraps(job)
+    def run(*args, **kwargs):
+        try:
+            return job(*args, **kwargs)
+        except (MailboxError, OSError, imaplib.IMAP4.error) as exc:
+            log.error("%s failed (%s); trying again at its next run", name, exc)
+            return None
+
+    return run
+
+
 def _one_line_when_the_database_is_down(name: str, job):
     """A scheduled job that logs one line, no traceback, when the database can't be reached;
     the next run tries again."""
@@ -124,9 +163,10 @@ def _skipped_while_running(name: str, job):
 
 def add_jobs(scheduler, app, *, should_stop=None, worker_id=None, wrap=lambda job: job,
              run_at_start: bool = False) -> None:
-    """The outbox's fixed jobs, on any APScheduler 3 scheduler with an in-memory job store.
+    """The outbox's fixed jobs, on any APScheduler 3 scheduler with an in-memory job store;
+    the mailbox's too when IMAP_HOST is set.
 
-    With `run_at_start` both also run straight away (a worker may have been down a while).
+    With `run_at_start` they also run straight away (a worker may have been down a while).
     """
     common = {
         "coalesce": True,  # after a pause or a slow run, one catch-up run, not a burst
@@ -147,6 +187,20 @@ def add_jobs(scheduler, app, *, should_stop=None, worker_id=None, wrap=lambda jo
     scheduler.add_job(wrap(housekeeping), "interval", id="housekeeping",
                       seconds=HOUSEKEEPING_RETRY.total_seconds(), args=[app, should_stop],
                       **common)
+    if app.config.get("IMAP_HOST"):
+        mailbox = _skipped_while_running("mailbox", _one_line_when_the_database_is_down(
+            "mailbox", _one_line_when_the_mailbox_is_unreachable("mailbox", mailbox_job)))
+        scheduler.add_job(wrap(mailbox), "interval", id="mailbox",
+                          seconds=app.config["MAILBOX_INTERVAL_SECONDS"],
+                          args=[app, should_stop], **common)
+
+
+def mailbox_words(config) -> str:
+    """What the worker does with the mailbox, for its start line."""
+    if not config.get("IMAP_HOST"):
+        return "no mailbox read (IMAP_HOST is not set)"
+    return (f"mailbox {config['IMAP_FOLDER']} on {config['IMAP_HOST']} read every "
+            f"{config['MAILBOX_INTERVAL_SECONDS']}s")
 
 
 class _RunningJobs:
@@ -255,8 +309,8 @@ def run(app) -> None:
     scheduler = BlockingScheduler(
         timezone=UTC,
         jobstores={"default": MemoryJobStore()},
-        # A long dispatch, housekeeping, and the tick that finds the dispatch still running.
-        executors={"default": ThreadPoolExecutor(max_workers=3)},
+        # A long dispatch, housekeeping, the mailbox, and the tick that finds one still running.
+        executors={"default": ThreadPoolExecutor(max_workers=4)},
     )
     running = _RunningJobs()
 
@@ -282,8 +336,9 @@ def run(app) -> None:
                                EVENT_SCHEDULER_STARTED)
         with app.app_context():
             database = db.engine.dialect.name
-        log.info("worker %s started: dispatch every %ss, housekeeping daily, database %s",
-                 pid, app.config["DISPATCH_INTERVAL_SECONDS"], database)
+        log.info("worker %s started: dispatch every %ss, housekeeping daily, %s, database %s",
+                 pid, app.config["DISPATCH_INTERVAL_SECONDS"], mailbox_words(app.config),
+                 database)
         if not stopping.is_set():
             scheduler.start()  # returns once shut down
         # The dispatch in flight sees the stop flag after its current message and gives back

@@ -10,15 +10,13 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from notifications import inbox
+from notifications.mailbox import BOUNCE, DUPLICATE, LEFT, REPLY
 from notifications.models import HandledMail, Message, MessageStatus
 from registration import addresses, people, services
 from registration.models import Registration, Rsvp
 
 log = logging.getLogger(__name__)
 
-# What act_on says of one email; the first two are acted on, "duplicate" was acted on before
-# (all three may leave the folder), "left" is for people.
-REPLY, BOUNCE, DUPLICATE, LEFT = "reply", "bounce", "duplicate", "left"
 
 
 def act_on(raw: bytes, now: datetime) -> str:

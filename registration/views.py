@@ -265,7 +265,7 @@ def own_invite(token):
     if not places.holds_seat(registration):
         abort(404, description=_("Only a confirmed seat has a calendar invite."))
     config = current_app.config
-    organiser = addresses.parse(config["ORGANISER_EMAIL"], test_environment=True)
+    organiser = addresses.parse(ical.organiser_address(config), test_environment=True)
     return private_page(feeds.calendar_response(
         ical.own_invite(registration, organiser.wire, times.now(),
                         organiser_name=config["MAIL_FROM_NAME"]),

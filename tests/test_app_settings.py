@@ -90,3 +90,56 @@ def test_smtp_login_is_allowed_over_tls_or_to_a_loopback_host(tmp_path, host, se
     app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "SCHEDULER": "off",
                       "SMTP_HOST": host, "SMTP_USERNAME": "forum", "SMTP_SECURITY": security})
     assert app.config["SMTP_USERNAME"] == "forum"
+
+
+def _imap_app(tmp_path, **settings):
+    return create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "SCHEDULER": "off",
+                       **settings})
+
+
+@pytest.mark.parametrize("settings, words", [
+    ({"IMAP_HOST": "imap.example.org", "IMAP_USERNAME": "forum", "IMAP_SECURITY": "none"},
+     "IMAP_SECURITY"),
+    ({"IMAP_SECURITY": "tls"}, "IMAP_SECURITY"),
+    ({"IMAP_PORT": "imap"}, "IMAP_PORT"),
+    ({"REPLIES_EMAIL": "not-an-address"}, "REPLIES_EMAIL"),
+    ({"MAILBOX_INTERVAL_SECONDS": "0"}, "MAILBOX_INTERVAL_SECONDS"),
+    ({"IMAP_HOST": "imap.example.org"}, "IMAP_USERNAME"),
+    ({"IMAP_CA_FILE": "/nowhere/ca.pem"}, "IMAP_CA_FILE"),
+    ({"IMAP_DONE_FOLDER": "INBOX"}, "IMAP_DONE_FOLDER"),
+    ({"IMAP_DONE_FOLDER": "Done*"}, "IMAP_DONE_FOLDER"),
+])
+def test_a_bad_mailbox_setting_stops_start_up_in_one_line_naming_it(tmp_path, settings, words):
+    with pytest.raises(SystemExit) as exc:
+        _imap_app(tmp_path, IMAP_PASSWORD="hunter2-secret", **settings)
+    message = str(exc.value.code)
+    assert words in message and "\n" not in message
+    assert "hunter2-secret" not in message
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "::1"])
+def test_imap_without_tls_is_allowed_to_a_loopback_host(tmp_path, host):
+    app = _imap_app(tmp_path, IMAP_HOST=host, IMAP_USERNAME="forum", IMAP_SECURITY="none")
+    assert app.config["IMAP_SECURITY"] == "none" and app.config["IMAP_PORT"] == 143
+
+
+@pytest.mark.parametrize("security, port", [("ssl", 993), ("starttls", 143), ("none", 143)])
+def test_the_imap_port_follows_the_security_by_default(tmp_path, security, port):
+    app = _imap_app(tmp_path, IMAP_SECURITY=security)
+    assert app.config["IMAP_PORT"] == port
+
+
+def test_no_mailbox_is_read_by_default(tmp_path):
+    config = _imap_app(tmp_path).config
+    assert config["IMAP_HOST"] == "" and config["REPLIES_EMAIL"] == ""
+    assert config["IMAP_SECURITY"] == "ssl" and config["IMAP_FOLDER"] == "INBOX"
+    assert config["IMAP_DONE_FOLDER"] == "Processed" and config["MAILBOX_INTERVAL_SECONDS"] == 60
+
+
+def test_bounces_go_to_the_replies_mailbox_unless_the_envelope_sender_is_set(tmp_path):
+    config = _imap_app(tmp_path, REPLIES_EMAIL="replies@example.org").config
+    assert config["SMTP_ENVELOPE_FROM"] == "replies@example.org"
+    config = _imap_app(tmp_path, REPLIES_EMAIL="replies@example.org",
+                       SMTP_ENVELOPE_FROM="bounces@example.org").config
+    assert config["SMTP_ENVELOPE_FROM"] == "bounces@example.org"
+    assert _imap_app(tmp_path).config["SMTP_ENVELOPE_FROM"] == "forum@example.org"
