@@ -121,7 +121,8 @@ def apply_programme(rows: Sequence[ProgrammeRow], now: datetime, *,
             summary.created.append(row.slug)
             summary.plans.append(PlannedChange(row.line, row.slug, "create", event.title,
                                                event.starts_at, event.ends_at,
-                                               fields=tuple(sorted(row.values))))
+                                               fields=tuple(sorted(row.values)),
+                                               timezone=event.timezone))
             continue
         change = changes.change_event(event, row.values, now, keep_seats=keep_seats)
         (summary.updated if change.changed else summary.unchanged).append(row.slug)
@@ -131,7 +132,7 @@ def apply_programme(rows: Sequence[ProgrammeRow], now: datetime, *,
             row.line, row.slug, _action(change, event), event.title, event.starts_at,
             event.ends_at, fields=tuple(change.changed), old_starts_at=change.old_starts_at,
             old_ends_at=change.old_ends_at, told=change.notified, promoted=change.promoted,
-            follow_ups=change.follow_ups,
+            follow_ups=change.follow_ups, timezone=event.timezone,
         ))
     db.session.flush()
     return summary
@@ -178,3 +179,4 @@ class PlannedChange:
     told: int = 0  # registrants who get an update or a cancellation
     promoted: int = 0  # waiting-list people who get a seat
     follow_ups: int = 0  # seat holders who get the recording link
+    timezone: str = "UTC"  # the session's own zone, to show its time there too
