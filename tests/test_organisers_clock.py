@@ -117,3 +117,14 @@ def test_the_upload_preview_shows_new_times_in_the_organisers_zone(admin, in_kol
     created = text(section(response.get_data(as_text=True), "To create"))
     assert ("Monday 21 July 2025, 06:30–08:00 India Standard Time (10:00–11:30 in Tokyo)"
             in created)
+
+
+def test_the_event_form_names_the_zone_its_times_are_read_in(admin, in_kolkata):
+    event = make_event()
+    page = admin.get(f"/admin/events/{event.slug}").get_data(as_text=True)
+    hint = ("Wall-clock times in the session's time zone, chosen below: "
+            "Europe/Berlin — Central European Time.")
+    assert f'<p class="hint" id="times-hint">{hint}</p>' in page
+    assert re.search(r'name="starts_at" [^>]*aria-describedby="times-hint"', page)
+    new = admin.get("/admin/events/new").get_data(as_text=True)
+    assert "chosen below: Asia/Kolkata — India Standard Time." in new
