@@ -78,11 +78,10 @@ def console_when(starts_at: datetime, ends_at: datetime | None,
     same_day = starts_at.astimezone(tzinfo).date() == starts_at.astimezone(session_tzinfo).date()
     there = times.format_there(starts_at, ends_at, session_zone, with_date=not same_day,
                                language=LANGUAGE)
-    # TRANSLATORS: a session's time in the organiser's zone, then in the session's own zone.
-    return Markup(_("%(here)s (%(there)s)")) % {
-        "here": Markup('<span class="when-here">%s</span>') % here,
-        "there": Markup('<span class="when-there">%s</span>') % there,
-    }
+    # TRANSLATORS: beside a session's time in the organiser's zone, its time where it is held.
+    beside = _("(%(there)s)", there=there)
+    return Markup('<span class="when-here">%s</span> <span class="when-there">%s</span>') % (
+        here, beside)
 
 
 def register(bp) -> None:
