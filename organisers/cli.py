@@ -25,8 +25,11 @@ class BadZone(click.ClickException):
 
 
 def _zone(ctx, param, value):
+    from registration.forms import offered_zones
+
     if value is None or times.is_zone(value):
-        return value
+        # An old spelling (Asia/Calcutta) is stored as the zone the profile page offers.
+        return offered_zones().get(value, value) if value else value
     raise BadZone(f"{value!r} is not a time zone: use an IANA name such as Asia/Tokyo, "
                   "Europe/Berlin or America/New_York.")
 

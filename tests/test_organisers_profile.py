@@ -47,6 +47,13 @@ def test_create_organiser_stores_the_time_zone_given(app, runner):
     assert db.session.scalar(sa.select(Organiser.timezone)) == "Asia/Tokyo"
 
 
+def test_create_organiser_stores_an_old_spelling_as_the_zone_it_names(app, runner):
+    result = runner.invoke(args=["create-organiser", "priya@example.org", "--timezone",
+                                 "Asia/Calcutta"], input="a long enough password\n")
+    assert result.exit_code == 0, result.output
+    assert db.session.scalar(sa.select(Organiser.timezone)) == "Asia/Kolkata"
+
+
 def test_create_organiser_without_a_zone_keeps_utc(app, runner):
     result = runner.invoke(args=["create-organiser", "kenji@example.org"],
                            input="a long enough password\n")
@@ -74,6 +81,15 @@ def test_the_console_links_the_profile_and_it_shows_the_stored_zone(admin, organ
     assert '<option value="Asia/Kolkata" selected' in page
     assert len(re.findall(r"<option [^>]*\bselected\b", page)) == 1
     assert 'type="password"' in page and 'autocomplete="current-password"' in page
+
+
+def test_a_zone_the_list_does_not_offer_stays_chosen_until_changed(admin, organiser):
+    organiser.timezone = "Etc/GMT-5"  # what `flask create-organiser --timezone` may set
+    db.session.commit()
+    page = admin.get("/admin/profile").get_data(as_text=True)
+    assert '<option value="Etc/GMT-5" selected>' in page
+    assert save(admin, timezone="Etc/GMT-5").status_code == 303
+    assert stored(organiser).timezone == "Etc/GMT-5" and audited() == []
 
 
 def test_changing_the_zone_is_stored_audited_and_said(admin, organiser):
