@@ -79,9 +79,10 @@ def change_summary(change: ProfileChange) -> str:
     """What a saved profile changed, in a line for the organiser."""
     if not (change.zone or change.password):
         return _("Nothing was changed: the form holds what is already stored.")
-    parts = []
+    # Whole sentences, so that a translation can order their words as its language does.
+    if change.zone and change.password:
+        return _("Saved: your time zone is now %(zone)s; your password is changed, and every "
+                 "other device is signed out.", zone=zone_label(change.zone[1]))
     if change.zone:
-        parts.append(_("your time zone is now %(zone)s", zone=zone_label(change.zone[1])))
-    if change.password:
-        parts.append(_("your password is changed, and every other device is signed out"))
-    return _("Saved: %(changes)s.", changes="; ".join(parts))
+        return _("Saved: your time zone is now %(zone)s.", zone=zone_label(change.zone[1]))
+    return _("Saved: your password is changed, and every other device is signed out.")

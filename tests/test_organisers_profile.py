@@ -131,8 +131,8 @@ def test_a_new_password_needs_the_current_one_and_then_only_it_signs_in(app, adm
                          ("password changed", None)]
     page = admin.get(response.headers["Location"])
     assert page.status_code == 200  # this browser stays signed in
-    assert "your password is changed, and every other device is signed out" in page.get_data(
-        as_text=True)
+    assert ("Saved: your time zone is now Europe/Berlin — Central European Time; your password "
+            "is changed, and every other device is signed out.") in page.get_data(as_text=True)
     assert elsewhere.get("/admin/").status_code == 303  # the other one is not
     fresh = app.test_client()
     assert log_in(fresh, password=ORGANISER_PASSWORD).status_code == 401
