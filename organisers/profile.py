@@ -1,11 +1,11 @@
 """The organiser's own profile page: the time zone the console shows times in, and the password.
 Views only: the work is done by organisers.accounts."""
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from markupsafe import Markup
 
-from extensions import db
-from organisers import auth
+from extensions import db, limiter
+from organisers import auth, throttle
 from organisers.accounts import ProfileRefused, change_profile, change_summary
 from organisers.clock import zone_label
 from organisers.forms import ProfileForm
@@ -30,6 +30,8 @@ def _render(form: ProfileForm, status: int = 200):
 
 
 @bp.route("/profile", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN_PER_ADDRESS_IP"], methods=["POST"],
+               key_func=throttle.password_check_key, deduct_when=throttle.wrong_current_password)
 @auth.login_required
 def profile():
     """The organiser's time zone and password; each change audited."""
@@ -45,6 +47,7 @@ def profile():
         for name, messages in refused.errors.items():
             form[name].errors = messages
         if refused.wrong_password:
+            g.wrong_current_password = True
             # Someone at an unattended console trying to take the account over.
             auth.audit("password change refused", organiser.email,
                        {"reason": "wrong current password"})

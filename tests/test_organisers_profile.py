@@ -8,7 +8,13 @@ import sqlalchemy as sa
 
 from extensions import db
 from organisers.models import AuditEntry, Organiser
-from tests.conftest import ORGANISER_EMAIL, ORGANISER_PASSWORD, log_in, page_csrf
+from tests.conftest import (
+    ORGANISER_EMAIL,
+    ORGANISER_PASSWORD,
+    log_in,
+    make_organiser,
+    page_csrf,
+)
 
 NEW_PASSWORD = "a much longer new passphrase"
 
@@ -175,3 +181,22 @@ def test_the_profile_form_needs_its_csrf_token(admin, organiser):
     response = admin.post("/admin/profile", data={"timezone": "Asia/Tokyo"})
     assert response.status_code == 400
     assert stored(organiser).timezone == "UTC"
+
+
+def test_wrong_current_passwords_are_limited_per_organiser(app_with):
+    with app_with(RATELIMIT_ENABLED="true", RATELIMIT_LOGIN_PER_ADDRESS_IP="3 per 15 minutes") \
+            as app:
+        organiser = make_organiser()
+        client = app.test_client()
+        assert log_in(client).status_code == 303
+        guesses = {"new_password": NEW_PASSWORD, "new_password_again": NEW_PASSWORD}
+        codes = [save(client, current_password=f"guess number {n}", **guesses).status_code
+                 for n in range(2)]
+        # Other mistakes are not guesses and don't count.
+        codes.append(save(client, timezone="Nowhere/Else").status_code)
+        codes.append(save(client, current_password="guess number 3", **guesses).status_code)
+        assert codes == [422, 422, 422, 422]
+        # The fourth guess is refused, even a right one.
+        assert save(client, current_password=ORGANISER_PASSWORD, **guesses).status_code == 429
+        assert log_in(app.test_client(), password=NEW_PASSWORD).status_code == 401
+        assert stored(organiser).timezone == "UTC"
