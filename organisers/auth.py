@@ -60,7 +60,7 @@ def authenticate(address: str, password: str) -> Organiser | None:
     if organiser is None:
         check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
         return None
-    if not check_password_hash(organiser.password_hash, password):
+    if not password_matches(organiser, password):
         return None
     return organiser
 
@@ -71,6 +71,20 @@ def start_session(organiser: Organiser, now: datetime) -> None:
     session["organiser"] = {"id": organiser.id, "version": organiser.session_version,
                             "seen": now.timestamp()}
     organiser.last_login_at = now
+
+
+def password_matches(organiser: Organiser, password: str) -> bool:
+    """Whether this is the organiser's password."""
+    return check_password_hash(organiser.password_hash, password)
+
+
+def keep_session(organiser: Organiser) -> None:
+    """Keep this browser signed in after revoke_sessions voided every other one (the
+    organiser changed their own password here)."""
+    state = session.get("organiser")
+    if isinstance(state, dict):
+        state["version"] = organiser.session_version
+        session.modified = True
 
 
 def revoke_sessions(organiser: Organiser) -> None:

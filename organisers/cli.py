@@ -18,10 +18,28 @@ def _read_password() -> str:
     return click.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
+class BadZone(click.ClickException):
+    """An unknown time zone: one line, and the exit status of a bad argument."""
+
+    exit_code = 2
+
+
+def _zone(ctx, param, value):
+    from registration.forms import offered_zones
+
+    if value is None or times.is_zone(value):
+        # An old spelling (Asia/Calcutta) is stored as the zone the profile page offers.
+        return offered_zones().get(value, value) if value else value
+    raise BadZone(f"{value!r} is not a time zone: use an IANA name such as Asia/Tokyo, "
+                  "Europe/Berlin or America/New_York.")
+
+
 @click.command("create-organiser")
 @click.argument("email")
 @click.option("--reset", is_flag=True, help="Change the password of an existing organiser.")
-def create_organiser_command(email, reset):
+@click.option("--timezone", metavar="ZONE", callback=_zone,
+              help="The IANA time zone the console shows times in (default UTC).")
+def create_organiser_command(email, reset, timezone):
     """Create an organiser account (or, with --reset, set a new password) for EMAIL."""
     from email_validator import EmailNotValidError, validate_email
 
@@ -47,10 +65,15 @@ def create_organiser_command(email, reset):
         existing.password_hash = password_hash
         auth.revoke_sessions(existing)  # a new password signs out every session
         auth.audit("password reset", existing.email, organiser=existing, actor="cli")
+        if timezone and timezone != existing.timezone:
+            auth.audit("time zone changed", existing.email,
+                       {"from": existing.timezone, "to": timezone}, organiser=existing,
+                       actor="cli")
+            existing.timezone = timezone
         click.echo(f"Password changed for {existing.email}.")
     else:
         organiser = Organiser(email=auth.email_key(email), password_hash=password_hash,
-                              created_at=now)
+                              timezone=timezone or "UTC", created_at=now)
         db.session.add(organiser)
         db.session.flush()
         auth.audit("organiser created", organiser.email, organiser=organiser, actor="cli")

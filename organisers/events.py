@@ -4,15 +4,12 @@ organisers.programme_upload."""
 
 import hashlib
 import re
-from datetime import datetime
 from functools import lru_cache
 
-from babel.dates import format_datetime
 from flask import (
     Blueprint,
     Response,
     flash,
-    g,
     redirect,
     render_template,
     request,
@@ -24,6 +21,7 @@ from flask_babel import ngettext
 from extensions import db, writes_on_get
 from notifications import planner
 from organisers import auth, editing, programme_preview, programme_upload
+from organisers.clock import organiser_zone
 from organisers.editing import EditRefused
 from organisers.forms import DuplicateForm, EventForm
 from organisers.programme_upload import PreviewStale, UploadRefused
@@ -34,7 +32,7 @@ from registration.forms import countries
 from registration.lookup import event_or_404
 from registration.models import Event, EventKind, EventStatus, Language
 from registration.programme_export import event_cells
-from registration.times import zone, zone_names
+from registration.times import is_zone, zone, zone_names
 
 bp = Blueprint("organiser_events", __name__, url_prefix="/admin")
 
@@ -43,22 +41,9 @@ _DATETIME_LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)
 
 @bp.context_processor
 def _helpers():
-    return {"at": local_time, "input_type": _input_type, "kind_label": KIND_LABELS.get,
-            "zone_choices": _zone_choices, "country_name": _country_name,
+    return {"input_type": _input_type, "kind_label": KIND_LABELS.get,
+            "zone_choices": _zone_choices, "country_name": _country_name, "is_zone": is_zone,
             "rsvp_labels": RSVP_LABELS}
-
-
-def local_time(moment: datetime | None) -> str:
-    """A moment in the signed-in organiser's zone, short: 'Mon 7 Jul 2025, 16:00'."""
-    if moment is None:
-        return ""
-    return format_datetime(moment, "EEE d MMM y, HH:mm", tzinfo=zone(_organiser_zone()),
-                           locale="en")
-
-
-def _organiser_zone() -> str:
-    organiser = g.get("organiser")
-    return organiser.timezone if organiser is not None else "UTC"
 
 
 @lru_cache(maxsize=1)
@@ -91,7 +76,7 @@ def _render_event(event: Event, form: EventForm, status: int = 200, error: str |
     now = times.now()
     return render_template(
         "organisers/event.html", event=event, form=form, error=error, now=now,
-        **event_overview(event, now, zone(_organiser_zone())),
+        **event_overview(event, now, zone(organiser_zone())),
     ), status
 
 
@@ -104,7 +89,7 @@ def _render_new(form: EventForm, status: int = 200, error: str | None = None):
 def new_event():
     """A form for a new event; a valid one is created and opens its own page."""
     if request.method == "GET":
-        form = EventForm(formdata=None, data={"timezone": _organiser_zone(),
+        form = EventForm(formdata=None, data={"timezone": organiser_zone(),
                                               "kind": EventKind.WEBINAR,
                                               "language": Language.EN,
                                               "status": EventStatus.SCHEDULED})
@@ -210,7 +195,7 @@ def download_programme():
     rows = programme_export.programme_rows()
     auth.audit("programme downloaded", "all events", {"rows": len(rows)})
     db.session.commit()
-    today = times.now().astimezone(zone(_organiser_zone())).date().isoformat()
+    today = times.now().astimezone(zone(organiser_zone())).date().isoformat()
     response = Response(programme_export.programme_csv(rows), mimetype="text/csv")
     response.headers.set("Content-Disposition", "attachment",
                          filename=f"programme-{today}.csv")

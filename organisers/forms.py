@@ -30,6 +30,16 @@ class LoginForm(FlaskForm):
     password = PasswordField(_l("Password"))
 
 
+class ProfileForm(FlaskForm):
+    """The organiser's own settings: their time zone; a new password, typed twice, after the
+    current one. Checked by organisers.profile."""
+
+    timezone = StringField(_l("Your time zone"))
+    current_password = PasswordField(_l("Current password"))
+    new_password = PasswordField(_l("New password"))
+    new_password_again = PasswordField(_l("New password again"))
+
+
 class EventForm(FlaskForm):
     """Every column of a programme row, plus the confirmations a risky change needs.
 

@@ -10,6 +10,8 @@ Three limits guard the sign-in (the settings are in app.py):
   cookie and is counted on its own, so no stranger can lock the organiser out of her own browser.
 Only failures count (a right password clears the counts it was checked against), and unknown
 addresses are counted exactly like known ones, so a 429 never tells which accounts exist.
+The profile page's current-password check counts its failures per organiser, under the second
+limit, so a session left open is no way to guess the password at leisure.
 """
 
 import hashlib
@@ -17,7 +19,7 @@ import ipaddress
 import secrets
 from datetime import datetime, timedelta
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request, session
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from extensions import limiter
@@ -28,11 +30,23 @@ DEVICE_COOKIE = "organiser_device"
 # Long enough that an organiser who signs in a few times a year keeps her way past a lock.
 DEVICE_LIFETIME = timedelta(days=180)
 FAILURES = "login-failures:"
+PASSWORD_CHECK_FAILURES = "password-check-failures:"
 
 
 def failed(response: Response) -> bool:
     """Whether this answer is a failed sign-in, the only kind the per-address limits count."""
     return response.status_code == 401
+
+
+def password_check_key() -> str:
+    """Rate-limit key: the signed-in organiser whose current password the profile checks."""
+    state = session.get("organiser")
+    return f"{PASSWORD_CHECK_FAILURES}{state.get('id') if isinstance(state, dict) else ''}"
+
+
+def wrong_current_password(response: Response) -> bool:
+    """Whether the profile refused this answer for a wrong current password (the view says)."""
+    return bool(g.get("wrong_current_password"))
 
 
 def _address_digest() -> str:

@@ -5,7 +5,7 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 from flask_babel import lazy_gettext as _l
 
 from extensions import db, limiter
-from organisers import auth, throttle
+from organisers import auth, clock, throttle
 from organisers.dashboard import dashboard_rows, forum_headcount
 from organisers.forms import LoginForm
 from organisers.models import AuditEntry
@@ -14,6 +14,7 @@ from registration import times
 bp = Blueprint("organisers", __name__, url_prefix="/admin")
 
 SIGN_IN_FAILED = _l("Wrong email or password.")
+clock.register(bp)
 
 
 @bp.after_app_request
@@ -100,5 +101,4 @@ def audit_log():
         query = query.where(AuditEntry.id < before)
     entries = db.session.scalars(query).all()
     older = entries[AUDIT_PAGE].id + 1 if len(entries) > AUDIT_PAGE else None
-    return render_template("organisers/audit.html", entries=entries[:AUDIT_PAGE], older=older,
-                           zone=g.organiser.timezone)
+    return render_template("organisers/audit.html", entries=entries[:AUDIT_PAGE], older=older)

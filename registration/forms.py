@@ -77,17 +77,24 @@ def _zone_aliases() -> dict[str, tuple[str, ...]]:
     return {zone_id: tuple(sorted(names)) for zone_id, names in aliases.items()}
 
 
+def _offsets(tzinfo: ZoneInfo, year: int) -> set:
+    return {datetime(year, month, 1, tzinfo=tzinfo).utcoffset() for month in (1, 7)}
+
+
+def zone_long_name(tzinfo: ZoneInfo, year: int, locale: str = "en") -> str:
+    """The zone's name for the whole year: a zone without summer time by its standard name
+    ('Japan Standard Time'), one with it by its generic name ('Central European Time')."""
+    variant = "standard" if len(_offsets(tzinfo, year)) == 1 else "generic"
+    # Babel takes the tzinfo itself: given a name it loads the zone again for every call.
+    return get_timezone_name(tzinfo, "long", zone_variant=variant, locale=locale)
+
+
 def _zone_row(zone_id: str, year: int, locale: str) -> tuple:
     """(standard offset, label, zone ID) for sorting and showing; the label is 'Tokyo — Japan
-    Standard Time' / '東京 — 日本標準時': a zone without summer time by its standard name, one
-    with it by its generic name ('Central European Time')."""
+    Standard Time' / '東京 — 日本標準時'."""
     tzinfo = ZoneInfo(zone_id)
-    offsets = {datetime(year, month, 1, tzinfo=tzinfo).utcoffset() for month in (1, 7)}
-    variant = "standard" if len(offsets) == 1 else "generic"
-    # Babel takes the tzinfo itself: given a name it loads the zone again for every call.
     city = get_timezone_location(tzinfo, locale=locale, return_city=True)
-    name = get_timezone_name(tzinfo, "long", zone_variant=variant, locale=locale)
-    return min(offsets), f"{city} — {name}", zone_id
+    return min(_offsets(tzinfo, year)), f"{city} — {zone_long_name(tzinfo, year, locale)}", zone_id
 
 
 @lru_cache(maxsize=2)

@@ -100,8 +100,9 @@ def city(moment: datetime, tz: str, language: str) -> str:
 
 
 def _times(starts_at: datetime, ends_at: datetime | None, tz: str, language: str,
-           words: dict[str, str]) -> str:
-    """The date and times without the zone: one day, the next day marked, or two full dates."""
+           words: dict[str, str], with_date: bool = True) -> str:
+    """The date and times without the zone: one day, the next day marked, or two full dates;
+    without `with_date`, the times alone for a session that ends by the next day."""
     tzinfo = zone(tz)
     pattern = PATTERNS[language]
 
@@ -113,7 +114,7 @@ def _times(starts_at: datetime, ends_at: datetime | None, tz: str, language: str
 
     start = time(starts_at)
     if ends_at is None:
-        return words["day"] % {"date": date(starts_at), "time": start}
+        return words["day"] % {"date": date(starts_at), "time": start} if with_date else start
     days = (ends_at.astimezone(tzinfo).date() - starts_at.astimezone(tzinfo).date()).days
     if days > 1:
         return words["span"] % {
@@ -121,7 +122,7 @@ def _times(starts_at: datetime, ends_at: datetime | None, tz: str, language: str
             "end": words["day"] % {"date": date(ends_at), "time": time(ends_at)},
         }
     times = words["next_day" if days == 1 else "range"] % {"start": start, "end": time(ends_at)}
-    return words["day"] % {"date": date(starts_at), "time": times}
+    return words["day"] % {"date": date(starts_at), "time": times} if with_date else times
 
 
 def format_when(
@@ -135,6 +136,23 @@ def format_when(
         "when": _times(starts_at, ends_at, tz, language, words),
         "zone": zone_words(starts_at, tz, language),
     }
+
+
+def format_there(starts_at: datetime, ends_at: datetime | None, tz: str, *, with_date: bool,
+                 language: str | None = None) -> str:
+    """A session's own time where it is held, as localtime.js writes it beside the visitor's:
+    '10:00–11:30 in Tokyo', with the date first when `with_date`."""
+    language = language_of(language)
+    words = when_words(language)
+    return words["there"] % {
+        "when": _times(starts_at, ends_at, tz, language, words, with_date),
+        "city": city(starts_at, tz, language),
+    }
+
+
+def same_wall_time(moment: datetime, tz: str, other_tz: str) -> bool:
+    """Whether two zones' clocks read the same at that moment (Paris and Berlin do)."""
+    return moment.astimezone(zone(tz)).utcoffset() == moment.astimezone(zone(other_tz)).utcoffset()
 
 
 def format_month(moment: datetime, tz: str, language: str | None = None) -> str:

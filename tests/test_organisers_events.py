@@ -435,8 +435,8 @@ def test_the_timeline_shows_sent_scheduled_failed_and_skipped_emails(admin, book
     rows = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
             for row in re.findall(r"<tr class=.*?</tr>", timeline, re.S)]
     assert rows == [
-        "Fri 20 Jun 2025, 07:00 sent confirmation 2 people",
-        "Sun 13 Jul 2025, 09:00 scheduled reminder 2 people",
+        "Fri 20 Jun 2025, 07:00 Coordinated Universal Time sent confirmation 2 people",
+        "Sun 13 Jul 2025, 09:00 Coordinated Universal Time scheduled reminder 2 people",
     ]
     failed = page[page.index('id="failed"'):page.index("<h3>Skipped")]
     assert "second@example.org" in failed and "550 5.1.1 mailbox unavailable" in failed

@@ -149,7 +149,7 @@ def test_every_console_page_has_one_h1_its_own_title_a_named_nav_and_the_skip_li
     pages = {path: admin.get(path) for path in (
         "/admin/", "/admin/events/new", f"/admin/events/{event.slug}",
         f"/admin/events/{event.slug}/attendance", f"/admin/events/{event.slug}/duplicate",
-        "/admin/audit", "/admin/programme")}
+        "/admin/audit", "/admin/programme", "/admin/profile")}
     token = page_csrf(admin, "/admin/events/new")
     pages["new, refused"] = admin.post("/admin/events/new", data={"csrf_token": token})
     titles = {}
