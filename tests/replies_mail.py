@@ -12,9 +12,11 @@ REPLIES = "replies@example.org"
 
 
 def calendar_reply(uid: str, attendee: str, partstat: str, *, attached: bool = False,
-                   sequence: int = 0, message_id: str | None = None) -> bytes:
+                   sequence: int = 0, message_id: str | None = None,
+                   change=lambda calendar: calendar) -> bytes:
     """An attendee's calendar answering an invite: Google's form (a text/calendar alternative
-    with method=REPLY), or Outlook's (the answer as an attached .ics file)."""
+    with method=REPLY), or Outlook's (the answer as an attached .ics file); `change` rewrites
+    the calendar text first."""
     calendar = "\r\n".join([
         "BEGIN:VCALENDAR",
         "PRODID:-//Google Inc//Google Calendar 70.9054//EN",
@@ -36,6 +38,7 @@ def calendar_reply(uid: str, attendee: str, partstat: str, *, attached: bool = F
         "END:VCALENDAR",
         "",
     ])
+    calendar = change(calendar)
     mail = _envelope(f"{partstat.title()}: Climate finance 101", attendee, message_id)
     mail.set_content(f"Aiko Tanaka has {partstat.lower()} this invitation.")
     if attached:

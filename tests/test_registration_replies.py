@@ -205,3 +205,18 @@ def test_housekeeping_forgets_what_was_read_once_past_the_retention_period(app):
     db.session.remove()
     housekeeping_job(app, clock=lambda: later + timedelta(seconds=1))
     assert db.session.scalar(sa.select(sa.func.count(HandledMail.id))) == 0
+
+
+def test_a_calendar_part_that_is_no_calendar_is_left_for_people(app):
+    event, aiko, ben = full_session()
+    changes = [
+        lambda text: text + text,  # two calendars where one is allowed
+        lambda text: "garbage\r\n" + text,
+        lambda text: text.replace("METHOD:REPLY", "METHOD:REQUEST"),  # an invite, no answer
+        lambda text: text.replace("PARTSTAT=DECLINED", "PARTSTAT=DELEGATED"),
+    ]
+    broken = [calendar_reply(aiko.ical_uid, AIKO, "DECLINED", change=change)
+              for change in changes]
+    for raw in broken:
+        assert replies.act_on(raw, NOW) == "left"
+    assert fresh(Registration, aiko.id).status == "confirmed"
