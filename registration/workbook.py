@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 from flask_babel import force_locale
 from openpyxl import Workbook
@@ -65,16 +66,15 @@ def xlsx_text(value: Any) -> str:
 
 
 def attendees_xlsx(event: Event | None = None, status: str | None = None) -> IO[bytes]:
-    """The attendee export as an XLSX workbook in a temporary file, rewound; the caller closes
-    it (which deletes it)."""
+    """The attendee export as an XLSX workbook in a rewound temporary file the caller closes."""
     file = tempfile.SpooledTemporaryFile(max_size=XLSX_SPOOL_BYTES, suffix=".xlsx")
     try:
-        columns = sheet_columns()
+        columns = _sheet_columns()
         # Widths go into the sheet before its first row, so the rows are read twice: once to
         # measure them, once to write them (memory stays bounded either way).
-        zones = measure(columns, attendee_records(event, status))
-        headed(columns, zones)
-        write_sheet(columns, attendee_records(event, status), file)
+        zones = _measure(columns, attendee_records(event, status))
+        _fit_headings(columns, zones)
+        _write_sheet(columns, attendee_records(event, status), file)
     except BaseException:
         file.close()
         raise
@@ -82,7 +82,7 @@ def attendees_xlsx(event: Event | None = None, status: str | None = None) -> IO[
     return file
 
 
-def sheet_columns() -> list[SheetColumn]:
+def _sheet_columns() -> list[SheetColumn]:
     """The sheet's columns from the export's: two for a time (UTC, the session's zone), two
     for a code (the code, its English name), the session's zone before the first time."""
     columns = []
@@ -113,7 +113,7 @@ def display_width(text: str) -> int:
                for line in text.split("\n"))
 
 
-def measure(columns: list[SheetColumn], records: Iterable[Sequence]) -> set[str]:
+def _measure(columns: list[SheetColumn], records: Iterable[Sequence]) -> set[str]:
     """Set each column's width from its longest value; return the sessions' time zones."""
     zones = set()
     shown = [(column, column.index) for column in columns if column.shows in (TEXT, LABEL)]
@@ -137,7 +137,7 @@ def measure(columns: list[SheetColumn], records: Iterable[Sequence]) -> set[str]
     return zones
 
 
-def headed(columns: list[SheetColumn], zones: set[str]) -> None:
+def _fit_headings(columns: list[SheetColumn], zones: set[str]) -> None:
     """Name the session's zone in the session-time headings when every row shares it, and fit
     each width to its heading too."""
     for column in columns:
@@ -148,7 +148,8 @@ def headed(columns: list[SheetColumn], zones: set[str]) -> None:
                                           display_width(column.heading) + FILTER_BUTTON))
 
 
-def write_sheet(columns: list[SheetColumn], records: Iterable[Sequence], file: IO[bytes]) -> None:
+def _write_sheet(columns: list[SheetColumn], records: Iterable[Sequence],
+                 file: IO[bytes]) -> None:
     """Write the sheet: the bold frozen header, a row per record, the autofilter over them."""
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("Attendees")
@@ -193,7 +194,8 @@ def _row(sheet, columns: list[SheetColumn], time_cells: dict, record: Sequence) 
     return row
 
 
-def _time_cell(cell: Cell, moment: datetime | None, session_zone) -> Cell | None:
+def _time_cell(cell: Cell, moment: datetime | None,
+               session_zone: ZoneInfo | None) -> Cell | None:
     if moment is None:
         return None
     if session_zone is not None:
