@@ -31,8 +31,8 @@ class Column:
 
 # The CSV's columns in order; scripts read them by position, so new ones only go at the end.
 COLUMNS = (
-    Column("event_slug", "Session", Event.slug),
-    Column("event_title", "Title", Event.title),
+    Column("event_slug", "Session slug", Event.slug),
+    Column("event_title", "Session title", Event.title),
     Column("event_starts_at_utc", "Starts", Event.starts_at, is_time=True),
     Column("status", "Status", Registration.status),
     Column("registered_at_utc", "Registered", Registration.registered_at, is_time=True),

@@ -40,7 +40,7 @@ def test_times_are_date_cells_in_utc_and_in_the_sessions_own_zone(app):
     headings, [row] = sheet_rows(workbook(event))
 
     assert headings[:8] == [
-        "Session", "Title", "Session time zone", "Starts (UTC)",
+        "Session slug", "Session title", "Session time zone", "Starts (UTC)",
         "Starts (session time, Asia/Tokyo)", "Status", "Registered (UTC)",
         "Registered (session time, Asia/Tokyo)"]
     assert row["Session time zone"].value == "Asia/Tokyo"
@@ -70,7 +70,7 @@ def test_every_session_in_its_own_zone_when_they_differ(app):
     headings, rows = sheet_rows(workbook())
 
     assert "Starts (session time)" in headings
-    assert [(row["Session"].value, row["Session time zone"].value,
+    assert [(row["Session slug"].value, row["Session time zone"].value,
              row["Starts (session time)"].value) for row in rows] == [
         ("tokyo-session", "Asia/Tokyo", datetime(2025, 7, 20, 10, 0)),
         # Summer time in Berlin: UTC+2.
@@ -141,7 +141,7 @@ def test_columns_are_as_wide_as_their_longest_value_wide_characters_counting_twi
               for cell in sheet[1]}
     assert widths["Name"] == len("Aiko Tanaka-Yamamoto") + 2
     assert widths["Organisation"] == 2 * 12 + 1 + 2  # twelve wide characters and a space
-    assert widths["Title"] == MAX_WIDTH  # capped: one long title can't hide the others
+    assert widths["Session title"] == MAX_WIDTH  # capped: one long title can't hide the others
     assert widths["Status"] == len("confirmed") + 2
     assert widths["Starts (UTC)"] == len("2025-07-20 10:00") + 2
     # A short value's column fits its heading and the filter's button instead.
@@ -163,7 +163,7 @@ def test_formula_like_values_are_text_cells_and_the_file_holds_no_formula(app):
         '=HYPERLINK("http://evil.example","click")', "=", "+1", "@SUM(A1)", "-2+3",
         "=SUM(A1:A2)"]
     for row in rows:
-        for cell in (row["Name"], row["Organisation"], row["Title"]):
+        for cell in (row["Name"], row["Organisation"], row["Session title"]):
             assert cell.data_type == "s", (cell.coordinate, cell.value)
     xml = sheet_xml(data)
     assert not re.search(r"<f[\s>/]", xml)

@@ -265,7 +265,7 @@ def test_xlsx_keeps_text_as_text_and_every_character_comes_back(app, admin):
         assert xlsx_unescaped(row["Name"].value) == value
         assert xlsx_unescaped(row["Organisation"].value) == value[::-1]
         assert row["Email"].value.startswith("-")
-        assert xlsx_unescaped(row["Title"].value) == "=1+2 and _x0000_"
+        assert xlsx_unescaped(row["Session title"].value) == "=1+2 and _x0000_"
         assert row["Cancelled (UTC)"].value is None
     assert exports_audited() == [("export", event.slug, {"format": "xlsx", "status": None})]
 
