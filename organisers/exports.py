@@ -28,13 +28,10 @@ from organisers.attendance import (
 )
 from organisers.uploads import upload_limit
 from registration import times
-from registration.export import (
-    XLSX_MIMETYPE,
-    attendees_csv,
-    attendees_xlsx,
-)
+from registration.export import attendees_csv
 from registration.lookup import event_or_404
 from registration.models import Event, Registration, RegistrationStatus
+from registration.workbook import XLSX_MIMETYPE, attendees_xlsx
 
 bp = Blueprint("organiser_exports", __name__, url_prefix="/admin")
 

@@ -1,43 +1,63 @@
-"""The one CSV writer for exports (UTF-8 with BOM, RFC 4180, formula-safe) and its XLSX twin,
-and the attendee export built on them from one row source, so memory does not grow with the
-number of rows."""
+"""The one CSV writer for exports (UTF-8 with BOM, RFC 4180, formula-safe), the attendee
+export's columns (defined once, for the CSV and the workbook) and its rows, read from one query as
+they are consumed, so memory does not grow with the number of rows."""
 
 import csv
 import io
-import re
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
-from typing import IO, Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ERROR_CODES, Cell
 
 from extensions import db, read_only
-from registration.models import Event, Registration
+from registration.forms import countries
+from registration.models import AFFILIATIONS, LANGUAGE_LABELS, Event, Registration
 
-ATTENDEE_COLUMNS = (
-    "event_slug", "event_title", "event_starts_at_utc", "status", "registered_at_utc", "name",
-    "email", "organisation", "affiliation", "country", "timezone", "language", "consent_at_utc",
-    "cancelled_at_utc", "rsvp",
+
+@dataclass(frozen=True)
+class Column:
+    """A column of the attendee export: its CSV name, its heading in a workbook, the attribute
+    it reads, whether it is a time (UTC), and for a code the heading and the names of its
+    meanings (English names, lazy strings resolved when a workbook is built)."""
+
+    name: str
+    heading: str
+    source: Any
+    is_time: bool = False
+    label_heading: str | None = None
+    labels: Callable[[], Mapping[str, Any]] | None = None
+
+
+# The CSV's columns in order; scripts read them by position, so new ones only go at the end.
+COLUMNS = (
+    Column("event_slug", "Session slug", Event.slug),
+    Column("event_title", "Session title", Event.title),
+    Column("event_starts_at_utc", "Starts", Event.starts_at, is_time=True),
+    Column("status", "Status", Registration.status),
+    Column("registered_at_utc", "Registered", Registration.registered_at, is_time=True),
+    Column("name", "Name", Registration.name),
+    Column("email", "Email", Registration.email),
+    Column("organisation", "Organisation", Registration.organisation),
+    Column("affiliation", "Type of organisation (code)", Registration.affiliation,
+           label_heading="Type of organisation", labels=lambda: AFFILIATIONS),
+    Column("country", "Country (ISO code)", Registration.country,
+           label_heading="Country", labels=lambda: dict(countries("en"))),
+    Column("timezone", "Attendee's time zone", Registration.timezone),
+    Column("language", "Language (code)", Registration.language,
+           label_heading="Language", labels=lambda: LANGUAGE_LABELS),
+    Column("consent_at_utc", "Consent given", Registration.consent_at, is_time=True),
+    Column("cancelled_at_utc", "Cancelled", Registration.cancelled_at, is_time=True),
+    # The latest answer the attendee's calendar sent (accepted, tentative, declined), if any.
+    Column("rsvp", "Calendar answer", Registration.rsvp),
 )
+ATTENDEE_COLUMNS = tuple(column.name for column in COLUMNS)
 # A spreadsheet reads a cell starting with one of these as a formula (or mangles it).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
 _RISKY_FIRST = frozenset(FORMULA_STARTS)  # each is one character
 # Rows are gathered up to about this many characters per chunk: few writes, bounded memory.
 CHUNK_CHARS = 32 * 1024
 BATCH_ROWS = 2000
-XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-# What an XLSX cell can't hold as it is, written in Excel's own escape, _x0000_ (ECMA-376
-# ST_Xstring): the control characters XML forbids, CR (an XML reader turns CR LF into LF),
-# non-characters and lone surrogates; and the "_" of any text that already reads like an
-# escape (either case of x, to be safe), so a typed "_x0041_" comes back as typed, not as "A".
-XLSX_ESCAPE = re.compile(
-    r"[\x00-\x08\x0b-\x1f\ud800-\udfff\ufffe\uffff]|_(?=[xX][0-9A-Fa-f]{4}_)"
-)
-# Larger workbooks go to disk while they are written and sent.
-XLSX_SPOOL_BYTES = 1024 * 1024
 
 
 def safe_cell(value: Any) -> str:
@@ -74,40 +94,6 @@ def _take(buffer: io.StringIO) -> bytes:
     return chunk
 
 
-def xlsx_text(value: Any) -> str:
-    """The value as text an XLSX cell can hold, anything it can't escaped as Excel does."""
-    text = "" if value is None else str(value)
-    return XLSX_ESCAPE.sub(lambda match: f"_x{ord(match.group()):04X}_", text)
-
-
-def write_xlsx(header: Sequence[str], rows: Iterable[Sequence[Any]], file: IO[bytes],
-               sheet_title: str = "Export") -> None:
-    """Write an export as an XLSX workbook of text cells (never a formula) into a binary file.
-
-    openpyxl's write-only mode writes each row as it comes (to a temporary file of its own);
-    the workbook can only be sent once complete.
-    """
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(sheet_title)
-    sheet.freeze_panes = "A2"
-    sheet.append([_xlsx_cell(sheet, name) for name in header])
-    for row in rows:
-        sheet.append([_xlsx_cell(sheet, value) for value in row])
-    workbook.save(file)
-
-
-def _xlsx_cell(sheet, value: Any) -> str | Cell | None:
-    text = xlsx_text(value)
-    if not text:
-        return None  # no cell at all: it reads back empty, as in the CSV
-    if text.startswith("=") or text in ERROR_CODES:
-        # openpyxl makes a formula of "=…" and an error of "#N/A": say it is text.
-        cell = WriteOnlyCell(sheet, text)
-        cell.data_type = "s"
-        return cell
-    return text  # openpyxl stores any other str as a string cell
-
-
 def utc_text(column, dialect: str) -> sa.ColumnElement[str]:
     """A UTC timestamp column as utc_iso() writes it ("2025-07-20T09:00:00Z"), formatted by the
     database: in Python it cost three quarters of an export's time."""
@@ -119,18 +105,26 @@ def utc_text(column, dialect: str) -> sa.ColumnElement[str]:
 
 
 def attendee_rows(event: Event | None = None, status: str | None = None) -> Iterator[Sequence]:
-    """The rows of the attendee export, in ATTENDEE_COLUMNS order: those of one event (or of
-    every event), of one status (or all), read in batches as they are consumed."""
+    """The rows of the attendee export, in ATTENDEE_COLUMNS order, the times as text: those of
+    one event (or of every event), of one status (or all), read in batches as they are
+    consumed."""
     dialect = db.session.get_bind().dialect.name
+    return _rows(_attendee_query(
+        [utc_text(column.source, dialect) if column.is_time else column.source
+         for column in COLUMNS], event, status))
+
+
+def attendee_records(event: Event | None = None,
+                     status: str | None = None) -> Iterator[Sequence]:
+    """The same rows with the times as aware UTC datetimes (None where unset) and the session's
+    time zone after the last column: what a workbook needs."""
+    return _rows(_attendee_query([column.source for column in COLUMNS] + [Event.timezone],
+                                 event, status))
+
+
+def _attendee_query(selected: list, event: Event | None, status: str | None) -> sa.Select:
     query = (
-        sa.select(
-            Event.slug, Event.title, utc_text(Event.starts_at, dialect), Registration.status,
-            utc_text(Registration.registered_at, dialect), Registration.name,
-            Registration.email, Registration.organisation, Registration.affiliation,
-            Registration.country, Registration.timezone, Registration.language,
-            utc_text(Registration.consent_at, dialect),
-            utc_text(Registration.cancelled_at, dialect), Registration.rsvp,
-        )
+        sa.select(*selected)
         .join(Registration.event)
         .order_by(Event.starts_at, Event.id, Registration.registered_at, Registration.id)
         # A server-side cursor on PostgreSQL: rows arrive in batches, never all at once.
@@ -140,26 +134,12 @@ def attendee_rows(event: Event | None = None, status: str | None = None) -> Iter
         query = query.where(Registration.event_id == event.id)
     if status is not None:
         query = query.where(Registration.status == status)
-    return _rows(query)
+    return query
 
 
 def attendees_csv(event: Event | None = None, status: str | None = None) -> Iterator[bytes]:
     """The attendee export of one event (or of every event) as a stream of CSV chunks."""
     return stream_csv(ATTENDEE_COLUMNS, attendee_rows(event, status))
-
-
-def attendees_xlsx(event: Event | None = None, status: str | None = None) -> IO[bytes]:
-    """The same export as an XLSX workbook in a temporary file, rewound; the caller closes it
-    (which deletes it)."""
-    file = tempfile.SpooledTemporaryFile(max_size=XLSX_SPOOL_BYTES, suffix=".xlsx")
-    try:
-        write_xlsx(ATTENDEE_COLUMNS, attendee_rows(event, status), file,
-                   sheet_title="Attendees")
-    except BaseException:
-        file.close()
-        raise
-    file.seek(0)
-    return file
 
 
 def _rows(query: sa.Select) -> Iterator[Sequence]:

@@ -247,3 +247,23 @@ def test_nul_and_control_characters_survive_the_writer():
     data = b"".join(stream_csv(["a", "b"], [["\0x", "y\0"], ["\r\n", "\t"]]))
 
     assert read_export(data) == [["a", "b"], ["'\0x", "y\0"], ["'\r\n", "'\t"]]
+
+
+def test_the_csv_header_and_a_row_are_pinned_byte_for_byte(app, runner, tmp_path):
+    # Spreadsheets and scripts read these columns by position: new ones may only follow them.
+    event = make_event(title="Climate finance 101", timezone="Asia/Tokyo")
+    registration = services.sign_up(event, applicant(1, name="田中 愛子", country="JP",
+                                                     timezone="Asia/Tokyo", language="ja"), NOW)
+    services.cancel(registration, NOW + timedelta(hours=1, seconds=30))
+    db.session.commit()
+
+    data = export(runner, tmp_path, event.slug)
+
+    assert data == codecs.BOM_UTF8 + (
+        "event_slug,event_title,event_starts_at_utc,status,registered_at_utc,name,email,"
+        "organisation,affiliation,country,timezone,language,consent_at_utc,cancelled_at_utc,"
+        "rsvp\r\n"
+        "climate-finance-101,Climate finance 101,2025-07-20T09:00:00Z,cancelled,"
+        "2025-06-20T09:00:00Z,田中 愛子,person1@example.org,City of Bonn,local_government,JP,"
+        "Asia/Tokyo,ja,2025-06-20T09:00:00Z,2025-06-20T10:00:30Z,\r\n"
+    ).encode()
