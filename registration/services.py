@@ -100,6 +100,14 @@ def sign_up(event: Event, applicant: Applicant, now: datetime) -> Registration:
     return sign_up_many([event], applicant, now)[0]
 
 
+def add_by_hand(event: Event, applicant: Applicant, now: datetime, *,
+                organiser_id: int) -> tuple[Registration, bool]:
+    """An organiser signs someone up in the console, by the form's rules, the registration
+    marked as theirs; whether it is new (False: the address held a place already, and its
+    confirmation is sent again as on a repeat sign-up)."""
+    return _sign_up([event], applicant, now, added_by=organiser_id)[0]
+
+
 def sign_up_many(events: list[Event], applicant: Applicant,
                  now: datetime) -> list[Registration]:
     """Register the applicant for each event (a seat if one is free, else the waiting list),
@@ -109,6 +117,11 @@ def sign_up_many(events: list[Event], applicant: Applicant,
     if any has ended or was cancelled, SignupClosed names every such slug before anything
     is stored. Returns the registrations in the order of `events` (duplicates once).
     """
+    return [registration for registration, _ in _sign_up(events, applicant, now)]
+
+
+def _sign_up(events: list[Event], applicant: Applicant, now: datetime, *,
+             added_by: int | None = None) -> list[tuple[Registration, bool]]:
     events = list({event.id: event for event in events}.values())
     locked = {event.id: lock_event(event) for event in sorted(events, key=lambda e: e.id)}
     closed = [event.slug for event in locked.values() if not event.is_open_for_signup(now)]
@@ -117,30 +130,32 @@ def sign_up_many(events: list[Event], applicant: Applicant,
     # The person behind the address, for the link to all their sessions in every email; an
     # address marked undeliverable is theirs to vouch for again by signing up with it.
     people.ensure(applicant.email_key, now).clear_undeliverable()
-    return [_register(locked[event.id], applicant, now) for event in events]
+    return [_register(locked[event.id], applicant, now, added_by) for event in events]
 
 
-def _register(event: Event, applicant: Applicant, now: datetime) -> Registration:
-    """sign_up for one event already locked and open."""
+def _register(event: Event, applicant: Applicant, now: datetime,
+              added_by: int | None) -> tuple[Registration, bool]:
+    """sign_up for one event already locked and open; whether the registration is new."""
     existing = find_active(event, applicant.email_key)
     if existing is not None:
         planner.queue_signup(existing, now)
-        return existing
+        return existing, False
     try:
         with db.session.begin_nested():
-            registration = _insert(event, applicant, now)
+            registration = _insert(event, applicant, now, added_by)
     except IntegrityError:
         # Someone with the same address won the race a moment ago: that is a repeat.
         existing = find_active(event, applicant.email_key)
         if existing is None:
             raise
         planner.queue_signup(existing, now)
-        return existing
+        return existing, False
     planner.plan_new_registration(registration, now)
-    return registration
+    return registration, True
 
 
-def _insert(event: Event, applicant: Applicant, now: datetime) -> Registration:
+def _insert(event: Event, applicant: Applicant, now: datetime,
+            added_by: int | None) -> Registration:
     seated = _take_seat(event)
     registration = Registration(
         event=event,
@@ -159,6 +174,7 @@ def _insert(event: Event, applicant: Applicant, now: datetime) -> Registration:
         consent_version=applicant.consent_version,
         ical_uid=f"{uuid.uuid4()}@forum-signup",
         ical_sequence=0,
+        added_by_organiser_id=added_by,
     )
     tokens.issue_token(registration)
     db.session.add(registration)
