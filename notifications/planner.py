@@ -347,6 +347,13 @@ def forget_recipients(registration_ids: list[int], now: datetime) -> int:
                 lease_until=None)
         .execution_options(synchronize_session=False)
     )
+    # An organiser's note in a cancellation may name the person: it goes with the address.
+    for message in db.session.scalars(
+            sa.select(Message).where(ours, Message.kind == MessageKind.CANCELLATION,
+                                     Message.status != MessageStatus.PENDING)):
+        if message.detail and "reason" in message.detail:
+            message.detail = {key: value for key, value in message.detail.items()
+                              if key != "reason"}
     return db.session.execute(
         sa.update(Message)
         .where(ours, sa.or_(Message.status != MessageStatus.PENDING,

@@ -14,7 +14,7 @@ from organisers import auth, roster
 from organisers.events import local_time
 from organisers.forms import AttendeeForm, CancelForm, PromoteForm
 from organisers.timeline import KIND_LABELS, RSVP_LABELS
-from registration import people, services, times
+from registration import people, places, services, times
 from registration.forms import countries
 from registration.lookup import event_or_404
 from registration.models import Registration, RegistrationStatus
@@ -65,6 +65,7 @@ def _render(registration: Registration, status: int = 200, *, error: str | None 
         "organisers/registration.html", registration=registration, event=registration.event,
         person=registration.person, messages=roster.messages_of(registration),
         added_by=roster.added_by(registration), now=now, error=error,
+        position=places.waiting_position(registration),
         cancel_form=cancel_form or CancelForm(formdata=None),
         promote_form=promote_form or PromoteForm(formdata=None),
     ), status

@@ -171,6 +171,9 @@ def test_registration_page_shows_its_details_answer_mark_and_emails(admin, full)
                  "Send again"):
         assert text in body, text
     assert "Move to a seat" not in body  # she has one
+    chen = by_email("chen@example.org")
+    waiting = page(admin, f"/admin/registrations/{chen.id}")
+    assert "Number 2 on the waiting list." in waiting and "Move to a seat" in waiting
     assert admin.get("/admin/registrations/999999").status_code == 404
     assert admin.get("/admin/registrations/abc").status_code == 404
     # The event's attendee list links each row to its page.
@@ -209,6 +212,14 @@ def test_cancelling_frees_the_seat_for_the_first_waiting_and_emails_the_note_esc
     assert "The organisers have cancelled this session" not in text
     [invite] = [part for part in mail.walk() if part.get_content_type() == "text/calendar"]
     assert invite.get_param("method") == "CANCEL"
+
+    # The note may name the person: deleting their data deletes it too, once it was sent.
+    from registration.retention import anonymise
+
+    anonymise([by_email("aiko@example.org")], NOW)
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Message, cancellation.id).detail == {"by": "console"}
 
 
 def test_the_note_reaches_a_japanese_reader_in_japanese(admin, app):
