@@ -120,6 +120,10 @@ def cancel(registration_id):
     auth.audit("registration cancelled", _target(registration),
                {"event": registration.event.slug, "was": was, "note": bool(form.reason.data)})
     db.session.commit()
+    if registration.event.is_cancelled:
+        # The session's own cancellation told them already: nothing more is sent.
+        return _done(registration, _("Registration cancelled (the session was cancelled "
+                                     "already, so no further email goes out)."))
     return _done(registration, _("Registration cancelled; the attendee will be told by email."))
 
 
@@ -201,6 +205,8 @@ def add_attendee(slug):
     now = times.now()
     if request.method == "GET":
         form = AttendeeForm(formdata=None, timezone=event.timezone, language=event.language)
+        if not event.is_open_for_signup(now):
+            return _closed(event, form, status=200)
         return _render_new(event, form)
     form = AttendeeForm()
     if not event.is_open_for_signup(now):
@@ -224,7 +230,7 @@ def add_attendee(slug):
     return _done(registration, message)
 
 
-def _closed(event, form: AttendeeForm):
-    error = (_("Nothing was added: the session was cancelled.") if event.is_cancelled
-             else _("Nothing was added: the session has ended."))
-    return _render_new(event, form, 409, error)
+def _closed(event, form: AttendeeForm, status: int = 409):
+    error = (_("Nobody can be added: the session was cancelled.") if event.is_cancelled
+             else _("Nobody can be added: the session has ended."))
+    return _render_new(event, form, status, error)

@@ -425,8 +425,9 @@ def test_adding_to_a_session_that_ended_is_refused(admin):
     make_event(starts_at=NOW - timedelta(hours=3))
     response = post(admin, NEW_PATH, form_data(), token_from=NEW_PATH)
     assert response.status_code == 409
-    assert "the session has ended" in response.get_data(as_text=True)
+    assert "Nobody can be added: the session has ended." in response.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count(Registration.id))) == 0
+    assert "Nobody can be added" in page(admin, NEW_PATH)  # said before the form is filled in
 
 
 # --- clearing an undeliverable mark ----------------------------------------------------------
@@ -473,3 +474,16 @@ def test_the_attendee_pages_have_one_h1_their_own_title_and_tables_in_named_regi
         html = response.get_data(as_text=True)
         assert html.count("<table") == html.count('class="table-scroll"'), path
     assert len(titles) == len(paths)
+
+
+def test_cancelling_one_registration_of_a_cancelled_session_sends_nothing_more(admin, full):
+    full.status = "cancelled"
+    db.session.commit()
+    aiko = by_email("aiko@example.org")
+    path = f"/admin/registrations/{aiko.id}"
+    response = post(admin, f"{path}/cancel", {"reason": "tidying up"}, token_from=path)
+    assert response.status_code == 303
+    assert "no further email" in page(admin, path)
+    assert by_email("aiko@example.org").status == "cancelled"
+    assert messages() == []
+    assert by_email("ben@example.org").status == "waitlisted"  # nobody is seated at it
