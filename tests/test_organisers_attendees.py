@@ -487,3 +487,16 @@ def test_cancelling_one_registration_of_a_cancelled_session_sends_nothing_more(a
     assert by_email("aiko@example.org").status == "cancelled"
     assert messages() == []
     assert by_email("ben@example.org").status == "waitlisted"  # nobody is seated at it
+
+
+def test_the_page_of_a_registration_whose_data_was_deleted_shows_no_person_and_no_actions(
+        admin):
+    event = make_event()
+    registration = make_registration(event, name="", email="", email_key="deleted:1",
+                                     organisation="", status="cancelled", cancelled_at=NOW,
+                                     anonymised_at=NOW)
+    db.session.commit()
+    body = page(admin, f"/admin/registrations/{registration.id}")
+    assert f"Registration {registration.id}" in body and "personal data was deleted" in body
+    assert "/cancel" not in body and "/resend" not in body
+    assert "(data deleted)" in page(admin, f"/admin/events/{event.slug}")
