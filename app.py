@@ -72,6 +72,7 @@ def create_app(test_config=None):
     from notifications import cli as notifications_cli
     from notifications import scheduler
     from organisers import cli as organisers_cli
+    from organisers.attendees import bp as organiser_attendees_bp
     from organisers.events import bp as organiser_events_bp
     from organisers.exports import bp as organiser_exports_bp
     from organisers.profile import bp as organiser_profile_bp
@@ -91,6 +92,7 @@ def create_app(test_config=None):
     app.register_blueprint(unsubscribe_bp)
     app.register_blueprint(organisers_bp)
     app.register_blueprint(organiser_events_bp)
+    app.register_blueprint(organiser_attendees_bp)
     app.register_blueprint(organiser_exports_bp)
     app.register_blueprint(organiser_profile_bp)
     app.jinja_env.globals.update(format_helpers())

@@ -199,6 +199,9 @@ def _render(message: Message, config, now: datetime, language: str) -> tuple[str
         "is_last": bool(detail.get("is_last")),
         "signed_out": bool(detail.get("signed_out")),
         "declined_in_calendar": detail.get("by") == "calendar",
+        "cancelled_in_console": detail.get("by") == "console",
+        # The organiser's note, plain text: autoescaped in the HTML part like any other value.
+        "organiser_note": detail.get("reason") or "",
         "old_when": old_when,
         "time_changed": "time" in detail.get("changed", ()),
         "changed_words": changed_words(detail.get("changed", ["details"])),

@@ -213,13 +213,15 @@ def queue_promotion(registration: Registration, now: datetime) -> Message:
 
 
 # Who ended a registration, as its cancellation email says: the attendee on a page, the
-# organisers by cancelling the session, or the attendee's calendar by declining the invite.
-CANCELLED_BY = ("attendee", "organiser", "calendar")
+# organisers by cancelling the session, the attendee's calendar by declining the invite, or an
+# organiser cancelling this one registration in the console (with a note for the attendee).
+CANCELLED_BY = ("attendee", "organiser", "calendar", "console")
 
 
 def queue_cancellation(registration: Registration, was_confirmed: bool, now: datetime, *,
-                       by: str = "attendee") -> Message:
+                       by: str = "attendee", reason: str | None = None) -> Message:
     """The registration ended: a CANCEL invite for a seat holder, a plain notice otherwise.
+    `reason`: the organiser's note to the attendee (by="console" only), quoted in the email.
 
     Nothing else still planned for it will be sent.
     """
@@ -227,6 +229,8 @@ def queue_cancellation(registration: Registration, was_confirmed: bool, now: dat
         raise ValueError(f"unknown canceller {by!r}")
     skip_pending(registration, "event cancelled" if by == "organiser" else "cancelled", now)
     detail = {"by": by}
+    if reason and by == "console":
+        detail["reason"] = reason
     if was_confirmed:
         registration.ical_sequence += 1
         return _queue(registration, MessageKind.CANCELLATION, now, method=IcalMethod.CANCEL,
@@ -343,6 +347,13 @@ def forget_recipients(registration_ids: list[int], now: datetime) -> int:
                 lease_until=None)
         .execution_options(synchronize_session=False)
     )
+    # An organiser's note in a cancellation may name the person: it goes with the address.
+    for message in db.session.scalars(
+            sa.select(Message).where(ours, Message.kind == MessageKind.CANCELLATION,
+                                     Message.status != MessageStatus.PENDING)):
+        if message.detail and "reason" in message.detail:
+            message.detail = {key: value for key, value in message.detail.items()
+                              if key != "reason"}
     return db.session.execute(
         sa.update(Message)
         .where(ours, sa.or_(Message.status != MessageStatus.PENDING,

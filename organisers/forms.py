@@ -7,8 +7,14 @@ The event form only carries text: its cells are checked by the programme importe
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField, TextAreaField
+from wtforms.validators import ValidationError
 
+from registration.forms import SignupForm
 from registration.models import EventKind, EventStatus, Language, Pillar
+from registration.text import clean_text, first_control
+
+# The organiser's note in a cancellation email: a short paragraph.
+MAX_NOTE = 500
 
 # The programme's columns by the words people read, for the event form and the upload's
 # preview alike; the file itself keeps the column names.
@@ -83,3 +89,39 @@ class DuplicateForm(FlaskForm):
     """The slug of a copy of an event (checked as the new-event form's slug is)."""
 
     slug = StringField(SLUG_LABEL)
+
+
+class AttendeeForm(SignupForm):
+    """The public sign-up form's fields and checks, for an organiser adding someone by hand:
+    the consent is the organiser's word that they have the person's."""
+
+    consent = BooleanField(_l("I confirm that this person agreed to the privacy notice and to "
+                              "being registered"))
+
+    def validate_consent(self, field):
+        if not field.data:
+            raise ValidationError(_l("Confirm that you have this person's consent to register "
+                                     "them"))
+
+
+class CancelForm(FlaskForm):
+    """Cancelling one registration from the console, with an optional note for the person."""
+
+    reason = TextAreaField(_l("Note to the attendee (optional, quoted in their email)"))
+
+    def validate_reason(self, field):
+        # One paragraph of plain text: line breaks become spaces, other controls are refused.
+        value = " ".join(clean_text(field.data).split())
+        if first_control(value) is not None:
+            raise ValidationError(_l("The note must not contain control characters."))
+        if len(value) > MAX_NOTE:
+            raise ValidationError(_l("The note must be %(max)d characters or fewer (it has "
+                                     "%(count)d).", max=MAX_NOTE, count=len(value)))
+        field.data = value
+
+
+class PromoteForm(FlaskForm):
+    """Moving someone from the waiting list to a seat, ahead of the queue."""
+
+    over_capacity = BooleanField(_l("Give a seat even though the session is full (the "
+                                    "capacity is exceeded by one)"))

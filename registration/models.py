@@ -206,6 +206,10 @@ class Registration(db.Model):
     # The latest answer their calendar sent (notifications.replies), and when it came.
     rsvp: Mapped[Rsvp | None] = mapped_column(enum_column(Rsvp, "rsvp", 20))
     rsvp_at: Mapped[datetime | None]
+    # The organiser who added the person by hand in the console (None: the person signed up
+    # themselves, or that organiser's account is gone).
+    added_by_organiser_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("organisers.id", ondelete="SET NULL"))
 
     event: Mapped[Event] = relationship(back_populates="registrations")
     # The person behind the address, for the link to all their sessions; None for rows written

@@ -100,6 +100,14 @@ def sign_up(event: Event, applicant: Applicant, now: datetime) -> Registration:
     return sign_up_many([event], applicant, now)[0]
 
 
+def add_by_hand(event: Event, applicant: Applicant, now: datetime, *,
+                organiser_id: int) -> tuple[Registration, bool]:
+    """An organiser signs someone up in the console, by the form's rules, the registration
+    marked as theirs; whether it is new (False: the address held a place already, and its
+    confirmation is sent again as on a repeat sign-up)."""
+    return _sign_up([event], applicant, now, added_by=organiser_id)[0]
+
+
 def sign_up_many(events: list[Event], applicant: Applicant,
                  now: datetime) -> list[Registration]:
     """Register the applicant for each event (a seat if one is free, else the waiting list),
@@ -109,6 +117,11 @@ def sign_up_many(events: list[Event], applicant: Applicant,
     if any has ended or was cancelled, SignupClosed names every such slug before anything
     is stored. Returns the registrations in the order of `events` (duplicates once).
     """
+    return [registration for registration, _ in _sign_up(events, applicant, now)]
+
+
+def _sign_up(events: list[Event], applicant: Applicant, now: datetime, *,
+             added_by: int | None = None) -> list[tuple[Registration, bool]]:
     events = list({event.id: event for event in events}.values())
     locked = {event.id: lock_event(event) for event in sorted(events, key=lambda e: e.id)}
     closed = [event.slug for event in locked.values() if not event.is_open_for_signup(now)]
@@ -117,30 +130,32 @@ def sign_up_many(events: list[Event], applicant: Applicant,
     # The person behind the address, for the link to all their sessions in every email; an
     # address marked undeliverable is theirs to vouch for again by signing up with it.
     people.ensure(applicant.email_key, now).clear_undeliverable()
-    return [_register(locked[event.id], applicant, now) for event in events]
+    return [_register(locked[event.id], applicant, now, added_by) for event in events]
 
 
-def _register(event: Event, applicant: Applicant, now: datetime) -> Registration:
-    """sign_up for one event already locked and open."""
+def _register(event: Event, applicant: Applicant, now: datetime,
+              added_by: int | None) -> tuple[Registration, bool]:
+    """sign_up for one event already locked and open; whether the registration is new."""
     existing = find_active(event, applicant.email_key)
     if existing is not None:
         planner.queue_signup(existing, now)
-        return existing
+        return existing, False
     try:
         with db.session.begin_nested():
-            registration = _insert(event, applicant, now)
+            registration = _insert(event, applicant, now, added_by)
     except IntegrityError:
         # Someone with the same address won the race a moment ago: that is a repeat.
         existing = find_active(event, applicant.email_key)
         if existing is None:
             raise
         planner.queue_signup(existing, now)
-        return existing
+        return existing, False
     planner.plan_new_registration(registration, now)
-    return registration
+    return registration, True
 
 
-def _insert(event: Event, applicant: Applicant, now: datetime) -> Registration:
+def _insert(event: Event, applicant: Applicant, now: datetime,
+            added_by: int | None) -> Registration:
     seated = _take_seat(event)
     registration = Registration(
         event=event,
@@ -159,6 +174,7 @@ def _insert(event: Event, applicant: Applicant, now: datetime) -> Registration:
         consent_version=applicant.consent_version,
         ical_uid=f"{uuid.uuid4()}@forum-signup",
         ical_sequence=0,
+        added_by_organiser_id=added_by,
     )
     tokens.issue_token(registration)
     db.session.add(registration)
@@ -172,9 +188,11 @@ def find_by_token(token: str) -> Registration | None:
     return tokens.holder(Registration, token, by_digest=True)
 
 
-def cancel(registration: Registration, now: datetime, *, by: str = "attendee") -> bool:
+def cancel(registration: Registration, now: datetime, *, by: str = "attendee",
+           reason: str | None = None) -> bool:
     """Cancel a registration, free its seat and promote the next person; False if already done.
-    `by`: the attendee on a page, or their calendar declining the invite (the email says which).
+    `by`: the attendee on a page, their calendar declining the invite, or an organiser in the
+    console, whose `reason` the email quotes (the email says which).
 
     On a session the organisers cancelled, the person already has (or will get) its
     cancellation: the registration just ends, with nothing more sent. After the session's end
@@ -197,7 +215,7 @@ def cancel(registration: Registration, now: datetime, *, by: str = "attendee") -
     db.session.refresh(registration)
     if event.is_cancelled:
         return True
-    planner.queue_cancellation(registration, was_confirmed, now, by=by)
+    planner.queue_cancellation(registration, was_confirmed, now, by=by, reason=reason)
     if was_confirmed:
         _free_seat(event)
         promote_waiting(event, now)
@@ -239,3 +257,66 @@ def promote_waiting(event: Event, now: datetime) -> list[Registration]:
         promoted.append(candidate)
     db.session.refresh(event, ["confirmed_count"])
     return promoted
+
+
+# --- the console's actions on one registration ------------------------------------------------
+
+
+class ActionRefused(Exception):
+    """An organiser's action on a registration that can't go ahead now; nothing was changed."""
+
+
+class NoSeatFree(ActionRefused):
+    """Every seat is taken: moving someone up needs the organiser's over-capacity consent."""
+
+
+def promote(registration: Registration, now: datetime, *,
+            over_capacity: bool = False) -> Registration:
+    """Give a waiting registration a seat ahead of the queue: a free one, or (`over_capacity`)
+    one beyond the capacity; the invite and reminders follow as for any promotion. Raises
+    NoSeatFree, or ActionRefused when it is not waiting or the session is over or cancelled."""
+    event = lock_event(registration.event)
+    if event.is_cancelled or event.has_ended(now):
+        raise ActionRefused(event.slug)
+    db.session.refresh(registration)
+    if registration.status != RegistrationStatus.WAITLISTED or registration.anonymised_at:
+        raise ActionRefused(registration.id)
+    # A savepoint: a refusal leaves the seat count as it was, and the caller's transaction
+    # usable (to show the page again).
+    with db.session.begin_nested():
+        if not _take_seat(event):
+            if not over_capacity:
+                raise NoSeatFree(event.slug)
+            # The organiser said so: one seat past the capacity (no CHECK ties the two).
+            db.session.execute(
+                sa.update(Event).where(Event.id == event.id)
+                .values(confirmed_count=Event.confirmed_count + 1)
+                .execution_options(synchronize_session=False))
+        moved = db.session.execute(
+            sa.update(Registration)
+            .where(Registration.id == registration.id,
+                   Registration.status == RegistrationStatus.WAITLISTED)
+            .values(status=RegistrationStatus.CONFIRMED, confirmed_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if moved != 1:
+            raise ActionRefused(registration.id)
+    db.session.refresh(registration)
+    db.session.refresh(event, ["confirmed_count"])
+    planner.queue_promotion(registration, now)
+    db.session.flush()
+    return registration
+
+
+def resend_confirmation(registration: Registration, now: datetime):
+    """Queue the registration's confirmation (a seat's, with its invite) or waiting-list notice
+    again, past the repeat sign-up's daily allowance; ActionRefused for a cancelled
+    registration, or once the session is over or cancelled."""
+    event = lock_event(registration.event)
+    db.session.refresh(registration)
+    if (not registration.is_active or registration.anonymised_at is not None
+            or event.is_cancelled or event.has_ended(now)):
+        raise ActionRefused(registration.id)
+    message = planner.queue_signup(registration, now, is_repeat=False)
+    db.session.flush()
+    return message

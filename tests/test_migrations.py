@@ -14,7 +14,7 @@ from extensions import db
 # Columns the models have that are newer than the revisions the tests below go back to; the
 # ORM writes every column, so they are there while those tests write their old rows.
 NEWER_COLUMNS = {"registrations": {"unsubscribed_at": "TIMESTAMP", "rsvp": "VARCHAR(20)",
-                                   "rsvp_at": "TIMESTAMP"}}
+                                   "rsvp_at": "TIMESTAMP", "added_by_organiser_id": "INTEGER"}}
 
 
 @contextmanager
@@ -274,4 +274,37 @@ def test_replies_and_bounces_come_and_go_with_their_revision(app):
     # The database itself refuses an answer the enum doesn't have.
     with pytest.raises(sa.exc.IntegrityError):
         db.session.execute(sa.text("UPDATE registrations SET rsvp = 'maybe'"))
+    db.session.rollback()
+
+
+def test_who_added_a_registration_comes_and_goes_with_its_revision_and_outlives_no_account(app):
+    from organisers.models import Organiser
+    from tests.conftest import make_event, make_organiser, make_registration
+
+    organiser_id = make_organiser().id
+    registration_id = make_registration(make_event(), added_by_organiser_id=organiser_id).id
+    db.session.commit()
+    columns = lambda: {c["name"] for c in sa.inspect(db.engine).get_columns("registrations")}  # noqa: E731
+    db.session.remove()
+    downgrade(revision="0009")
+    try:
+        assert "added_by_organiser_id" not in columns()
+        assert db.session.scalar(sa.text("SELECT count(*) FROM registrations")) == 1
+    finally:
+        db.session.remove()
+        upgrade()
+    assert db.session.scalar(sa.text(
+        "SELECT added_by_organiser_id FROM registrations WHERE id = :id"),
+        {"id": registration_id}) is None  # who added whom went with the downgrade
+    db.session.execute(sa.text("UPDATE registrations SET added_by_organiser_id = :o"),
+                       {"o": organiser_id})
+    db.session.commit()
+    # Deleting the account forgets who added the person; the registration stays.
+    db.session.execute(sa.delete(Organiser).where(Organiser.id == organiser_id))
+    db.session.commit()
+    assert db.session.execute(sa.text(
+        "SELECT id, added_by_organiser_id FROM registrations")).all() == [(registration_id, None)]
+    with pytest.raises(sa.exc.IntegrityError):
+        db.session.execute(sa.text("UPDATE registrations SET added_by_organiser_id = 999"))
+        db.session.flush()
     db.session.rollback()
