@@ -21,10 +21,9 @@ from organisers.clock import LANGUAGE
 from registration.forms import countries
 from registration.models import AFFILIATIONS, Event, Registration, RegistrationStatus
 
-# The drawing's own units (viewBox); the page scales it to its column. Narrow enough that at
-# 375 px the 13-unit text is still about 11 px.
-WIDTH = 400
-FONT = 13
+# The drawing's own units (viewBox); the page scales it to its column (at most 28rem). Narrow
+# enough that on a 375 px phone the 13-unit text is still about 12 px.
+WIDTH = 360
 TOP_SHOWN = 10
 DAY_PATTERN = "d MMM y"
 AXIS_PATTERN = "d MMM"
@@ -135,6 +134,7 @@ class LineChart:
     left: int
     right: int
     bottom: float
+    width: int = WIDTH
 
     @property
     def changed_days(self) -> list[Day]:
@@ -176,7 +176,7 @@ def line_chart(days: list[Day]) -> LineChart | None:
     """The sign-ups chart of these days; None when there is nothing to draw."""
     if not days:
         return None
-    height, left, right, top, bottom = 220, 34, WIDTH - 44, 12, 220 - 30
+    height, left, right, top, bottom = 210, 34, WIDTH - 40, 12, 210 - 30
     top_value, step = _nice_top(max(max(d.seats, d.waiting) for d in days) or 1)
 
     def x(i: int) -> float:
@@ -227,6 +227,7 @@ class BarChart:
     bars: list[Bar]
     summary: str
     row: int = 40
+    width: int = WIDTH
     bar_width: int = WIDTH - 70
 
     @property
@@ -235,7 +236,7 @@ class BarChart:
         return self.row * len(self.bars) + 4
 
 
-def _short(label: str, limit: int = 52) -> str:
+def _short(label: str, limit: int = 46) -> str:
     return label if len(label) <= limit else label[:limit - 1].rstrip() + "…"
 
 
