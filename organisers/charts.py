@@ -9,6 +9,7 @@ large dependency for a few lines and rectangles. Ours use presentation attribute
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
+from functools import lru_cache
 
 import sqlalchemy as sa
 from babel.dates import format_date
@@ -63,8 +64,7 @@ class Day:
 
 
 def signup_changes(event_id: int | None = None) -> list[tuple[int, int, int]]:
-    """(quarter-hour, kind of change, count) over every registration, or one event's: one
-    grouped query, however many people signed up."""
+    """(quarter-hour, kind of change, count) for all registrations or one event's, one query."""
     # Every time zone's offset from UTC is a whole number of quarter-hours, so a quarter-hour
     # of UTC lies within one day wherever the organiser is: grouping by it loses nothing.
     def grouped(column, kind, *where):
@@ -89,8 +89,7 @@ def signup_changes(event_id: int | None = None) -> list[tuple[int, int, int]]:
 
 
 def daily_series(changes, zone: tzinfo, last_day: date) -> list[Day]:
-    """Seat holders and waiting at the end of each day in `zone`, from the first sign-up's day
-    to `last_day` (or the last change, if later); no changes: no days."""
+    """Seat holders and waiting at the end of each day in `zone`, first change to `last_day`."""
     deltas: dict[date, list[int]] = defaultdict(lambda: [0, 0])
     for bucket, kind, count in changes:
         day = datetime.fromtimestamp(bucket * 900, zone).date()
@@ -241,12 +240,11 @@ def _short(label: str, limit: int = 46) -> str:
 
 
 def fill_chart(rows) -> BarChart | None:
-    """Seats taken against capacity for each upcoming session (dashboard rows, soonest first);
-    sessions with no cap show their count and "no limit"."""
+    """Seats taken against capacity per upcoming session; no cap: the count and "no limit"."""
     bars = []
     for row in rows:
         event, taken = row.event, row.people["confirmed"]
-        if event.is_cancelled:
+        if event.is_cancelled:  # no seats to fill any more: its row in the table says so
             continue
         if event.capacity is None:
             bars.append(Bar(_short(event.title), taken, _("%(num)d, no limit", num=taken), 0))
@@ -277,8 +275,13 @@ def top_bars(counts: dict[str, int], label, rest_label) -> list[Bar]:
     return bars
 
 
+@lru_cache(maxsize=1)
+def _country_names() -> dict[str, str]:
+    return dict(countries())
+
+
 def _country_label(code: str) -> str:
-    return dict(countries()).get(code, code)
+    return _country_names().get(code, code)
 
 
 def _affiliation_label(key: str) -> str:
