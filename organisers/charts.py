@@ -240,7 +240,7 @@ def _short(label: str, limit: int = 46) -> str:
 
 
 def fill_chart(rows) -> BarChart | None:
-    """Seats taken against capacity per upcoming session; no cap: the count and "no limit"."""
+    """Seats taken against capacity per session not yet ended; no cap: count and "no limit"."""
     bars = []
     for row in rows:
         event, taken = row.event, row.people["confirmed"]
@@ -256,7 +256,8 @@ def fill_chart(rows) -> BarChart | None:
     if not bars:
         return None
     full = sum(1 for bar in bars if bar.track and bar.value >= bar.capacity)
-    summary = ngettext("%(num)d upcoming session", "%(num)d upcoming sessions", len(bars))
+    summary = ngettext("%(num)d upcoming or running session",
+                       "%(num)d upcoming or running sessions", len(bars))
     summary += "; " + ngettext("%(num)d full.", "%(num)d full.", full)
     return BarChart(bars, summary)
 

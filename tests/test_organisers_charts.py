@@ -142,7 +142,7 @@ def test_dashboard_shows_the_forums_sign_ups_and_each_upcoming_sessions_fill(adm
     # Capped: a quarter of the bar; full: all of it; no limit: no bar, only the words.
     assert re.findall(r'<rect x="0" y="\d+" width="([\d.]+)" height="14" fill="#0a6e4f"', fill) \
         == ["72.5", "290.0"]
-    assert "3 upcoming sessions; 1 full." in fill
+    assert "3 upcoming or running sessions; 1 full." in fill
     signups = figure(page, "chart-forum-signups")
     assert table_rows(signups) == [["18 Jun 2025", "14", "0"], ["19 Jun 2025", "14", "1"],
                                    ["20 Jun 2025", "14", "1"]]
