@@ -20,7 +20,7 @@ from flask_babel import ngettext
 
 from extensions import db, writes_on_get
 from notifications import planner
-from organisers import auth, editing, programme_preview, programme_upload
+from organisers import auth, charts, editing, programme_preview, programme_upload
 from organisers.clock import organiser_zone
 from organisers.editing import EditRefused
 from organisers.forms import DuplicateForm, EventForm
@@ -77,6 +77,7 @@ def _render_event(event: Event, form: EventForm, status: int = 200, error: str |
     return render_template(
         "organisers/event.html", event=event, form=form, error=error, now=now,
         **event_overview(event, now, zone(organiser_zone())),
+        charts=charts.event_charts(event, now, zone(organiser_zone())),
     ), status
 
 

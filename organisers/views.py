@@ -5,7 +5,7 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 from flask_babel import lazy_gettext as _l
 
 from extensions import db, limiter
-from organisers import auth, clock, throttle
+from organisers import auth, charts, clock, throttle
 from organisers.dashboard import dashboard_rows, forum_headcount
 from organisers.forms import LoginForm
 from organisers.models import AuditEntry
@@ -85,7 +85,9 @@ def dashboard():
     now = times.now()
     upcoming, past = dashboard_rows(now)
     return render_template("organisers/dashboard.html", upcoming=upcoming, past=past, now=now,
-                           forum=forum_headcount())
+                           forum=forum_headcount(),
+                           charts=charts.dashboard_charts(upcoming, now,
+                                                          times.zone(clock.organiser_zone())))
 
 
 AUDIT_PAGE = 100
