@@ -120,6 +120,11 @@ def _imap_settings(env, get) -> dict:
     }
     if host and not settings["IMAP_USERNAME"]:
         raise ConfigError("IMAP_HOST is set but IMAP_USERNAME is empty: name the mailbox's login")
+    # Invites ask for answers once a mailbox is read; those answers go to the ORGANIZER, which
+    # is REPLIES_EMAIL: without it they would go to ORGANISER_EMAIL and never be read.
+    if host and not get("REPLIES_EMAIL"):
+        raise ConfigError("IMAP_HOST is set but REPLIES_EMAIL is empty: set it to the address of "
+                          "the mailbox that is read, so calendar replies and bounces reach it")
     for name in ("IMAP_FOLDER", "IMAP_DONE_FOLDER"):
         # * and % are LIST's wildcards: looking for such a folder would find others.
         if not settings[name] or any(ord(c) < 32 or c in "\x7f*%" for c in settings[name]):

@@ -20,6 +20,8 @@ from tests.smtp_servers import free_port
 DOVECOT = shutil.which("dovecot") or shutil.which("dovecot", path="/usr/sbin:/usr/local/sbin")
 HOW_TO_ENABLE = "install dovecot-imapd (apt-get install dovecot-imapd) to run the IMAP tests"
 USERNAME = "forum-replies"
+# The address whose mail lands in that mailbox (the invites' ORGANIZER).
+REPLIES_EMAIL = "replies@example.org"
 PASSWORD = "correct horse imap staple"
 START_TIMEOUT_SECONDS = 15
 
@@ -240,6 +242,7 @@ service imap-login {{
             "IMAP_PASSWORD": PASSWORD,
             "IMAP_SECURITY": security,
             "IMAP_CA_FILE": str(self.ca_file or ""),
+            "REPLIES_EMAIL": REPLIES_EMAIL,
         }
 
     def client(self) -> imaplib.IMAP4:

@@ -98,13 +98,15 @@ def _imap_app(tmp_path, **settings):
 
 
 @pytest.mark.parametrize("settings, words", [
-    ({"IMAP_HOST": "imap.example.org", "IMAP_USERNAME": "forum", "IMAP_SECURITY": "none"},
-     "IMAP_SECURITY"),
+    ({"IMAP_HOST": "imap.example.org", "IMAP_USERNAME": "forum", "IMAP_SECURITY": "none",
+      "REPLIES_EMAIL": "replies@example.org"}, "IMAP_SECURITY"),
     ({"IMAP_SECURITY": "tls"}, "IMAP_SECURITY"),
     ({"IMAP_PORT": "imap"}, "IMAP_PORT"),
     ({"REPLIES_EMAIL": "not-an-address"}, "REPLIES_EMAIL"),
     ({"MAILBOX_INTERVAL_SECONDS": "0"}, "MAILBOX_INTERVAL_SECONDS"),
     ({"IMAP_HOST": "imap.example.org"}, "IMAP_USERNAME"),
+    # Answers go to the ORGANIZER: without the mailbox's address they would never be read.
+    ({"IMAP_HOST": "imap.example.org", "IMAP_USERNAME": "forum"}, "REPLIES_EMAIL"),
     ({"IMAP_CA_FILE": "/nowhere/ca.pem"}, "IMAP_CA_FILE"),
     ({"IMAP_DONE_FOLDER": "INBOX"}, "IMAP_DONE_FOLDER"),
     ({"IMAP_DONE_FOLDER": "Done*"}, "IMAP_DONE_FOLDER"),
@@ -119,7 +121,8 @@ def test_a_bad_mailbox_setting_stops_start_up_in_one_line_naming_it(tmp_path, se
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "::1"])
 def test_imap_without_tls_is_allowed_to_a_loopback_host(tmp_path, host):
-    app = _imap_app(tmp_path, IMAP_HOST=host, IMAP_USERNAME="forum", IMAP_SECURITY="none")
+    app = _imap_app(tmp_path, IMAP_HOST=host, IMAP_USERNAME="forum", IMAP_SECURITY="none",
+                    REPLIES_EMAIL="replies@example.org")
     assert app.config["IMAP_SECURITY"] == "none" and app.config["IMAP_PORT"] == 143
 
 

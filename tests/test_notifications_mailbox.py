@@ -230,7 +230,7 @@ def test_flask_read_mailbox_with_a_wrong_password_says_so_in_one_line(app_with, 
 def test_flask_read_mailbox_without_a_server_says_so_in_one_line(app_with, inbox):
     port = free_port()
     with app_with(IMAP_HOST="127.0.0.1", IMAP_PORT=str(port), IMAP_USERNAME="forum",
-                  IMAP_SECURITY="none") as app:
+                  IMAP_SECURITY="none", REPLIES_EMAIL="replies@example.org") as app:
         result = app.test_cli_runner().invoke(args=["read-mailbox"])
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: IMAP server 127.0.0.1:{port} can't be reached (")

@@ -28,7 +28,7 @@ def test_the_worker_reads_a_mailbox_only_when_imap_host_is_set(app_with):
         assert set(jobs(app)) == {"dispatch", "housekeeping"}
         assert worker.mailbox_words(app.config) == "no mailbox read (IMAP_HOST is not set)"
     with app_with(IMAP_HOST="imap.example.org", IMAP_USERNAME="forum",
-                  MAILBOX_INTERVAL_SECONDS="120") as app:
+                  REPLIES_EMAIL="replies@example.org", MAILBOX_INTERVAL_SECONDS="120") as app:
         scheduled = jobs(app)
         assert set(scheduled) == {"dispatch", "housekeeping", "mailbox"}
         assert scheduled["mailbox"].trigger.interval.total_seconds() == 120

@@ -33,7 +33,7 @@ def dovecot():
 def app(app_with, dovecot):
     """The app reading the module's Dovecot (emptied), its address the replies address."""
     dovecot.empty()
-    with app_with(**dovecot.settings(), REPLIES_EMAIL=REPLIES) as app:
+    with app_with(**dovecot.settings()) as app:
         yield app
 
 
