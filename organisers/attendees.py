@@ -3,7 +3,6 @@ actions (cancel, re-send, a seat ahead of the queue, clear an undeliverable mark
 someone by hand. Views only: each action goes through registration.services, is audited and
 commits once."""
 
-from functools import lru_cache
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -14,7 +13,7 @@ from organisers import auth, roster
 from organisers.forms import AttendeeForm, CancelForm, PromoteForm
 from organisers.timeline import KIND_LABELS, RSVP_LABELS
 from registration import people, places, services, times
-from registration.forms import countries
+from registration.forms import country_name
 from registration.lookup import event_or_404
 from registration.models import Registration, RegistrationStatus
 
@@ -27,16 +26,11 @@ STATUS_LABELS = {
 }
 
 
-@lru_cache(maxsize=1)
-def _country_names() -> dict[str, str]:
-    return dict(countries())
-
-
 @bp.context_processor
 def _helpers():
     return {"kind_label": KIND_LABELS.get, "rsvp_labels": RSVP_LABELS,
             "status_label": STATUS_LABELS.get,
-            "country_name": lambda code: _country_names().get(code, code)}
+            "country_name": country_name}
 
 
 @bp.get("/attendees")

@@ -9,7 +9,6 @@ large dependency for a few lines and rectangles. Ours use presentation attribute
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
-from functools import lru_cache
 
 import sqlalchemy as sa
 from babel.dates import format_date
@@ -19,7 +18,7 @@ from sqlalchemy.ext.compiler import compiles
 
 from extensions import db
 from organisers.clock import LANGUAGE
-from registration.forms import countries
+from registration.forms import country_name
 from registration.models import AFFILIATIONS, Event, Registration, RegistrationStatus
 
 # The drawing's own units (viewBox); the page scales it to its column (at most 28rem). Narrow
@@ -277,15 +276,6 @@ def top_bars(counts: dict[str, int], label, rest_label) -> list[Bar]:
     return bars
 
 
-@lru_cache(maxsize=1)
-def _country_names() -> dict[str, str]:
-    return dict(countries())
-
-
-def _country_label(code: str) -> str:
-    return _country_names().get(code, code)
-
-
 def _affiliation_label(key: str) -> str:
     return str(AFFILIATIONS.get(key, key))
 
@@ -305,7 +295,7 @@ def seat_holder_charts(event: Event) -> tuple[BarChart | None, BarChart | None]:
     total = sum(by_country.values())
     if not total:
         return None, None
-    countries_bars = top_bars(by_country, _country_label,
+    countries_bars = top_bars(by_country, country_name,
                               lambda n: ngettext("%(num)d other country", "%(num)d other countries",
                                                  n))
     type_bars = top_bars(by_type, _affiliation_label,

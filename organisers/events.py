@@ -28,7 +28,7 @@ from organisers.programme_upload import PreviewStale, UploadRefused
 from organisers.timeline import KIND_LABELS, RSVP_LABELS, event_overview
 from organisers.uploads import upload_limit
 from registration import programme, programme_export, times
-from registration.forms import countries
+from registration.forms import country_name
 from registration.lookup import event_or_404
 from registration.models import Event, EventKind, EventStatus, Language
 from registration.programme_export import event_cells
@@ -42,17 +42,8 @@ _DATETIME_LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)
 @bp.context_processor
 def _helpers():
     return {"input_type": _input_type, "kind_label": KIND_LABELS.get,
-            "zone_choices": _zone_choices, "country_name": _country_name, "is_zone": is_zone,
+            "zone_choices": _zone_choices, "country_name": country_name, "is_zone": is_zone,
             "rsvp_labels": RSVP_LABELS}
-
-
-@lru_cache(maxsize=1)
-def _country_names() -> dict[str, str]:
-    return dict(countries())
-
-
-def _country_name(code: str) -> str:
-    return _country_names().get(code, code)
 
 
 @lru_cache(maxsize=1)

@@ -40,6 +40,17 @@ def countries(locale: str = "en") -> tuple[tuple[str, str], ...]:
     return tuple(sorted(pairs, key=lambda pair: pair[1].casefold()))
 
 
+@lru_cache(maxsize=2)
+def _country_names(locale: str) -> dict[str, str]:
+    return dict(countries(locale))
+
+
+def country_name(code: str, locale: str = "en") -> str:
+    """A country's name in the locale's words (the console's and exports' English by default);
+    the code itself for one the list doesn't have."""
+    return _country_names(locale).get(code, code)
+
+
 @lru_cache(maxsize=1)
 def country_codes() -> frozenset[str]:
     return frozenset(code for code, _ in countries())
