@@ -223,6 +223,18 @@ def cancel(registration: Registration, now: datetime, *, by: str = "attendee",
     return True
 
 
+def _seat_waiting(registration: Registration, now: datetime) -> bool:
+    """Turn a waiting registration into a seat holder (its seat already taken); False if it was
+    no longer waiting."""
+    return db.session.execute(
+        sa.update(Registration)
+        .where(Registration.id == registration.id,
+               Registration.status == RegistrationStatus.WAITLISTED)
+        .values(status=RegistrationStatus.CONFIRMED, confirmed_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+
+
 def promote_waiting(event: Event, now: datetime) -> list[Registration]:
     """Give free seats to the waiting list, first come first served."""
     promoted = []
@@ -242,14 +254,7 @@ def promote_waiting(event: Event, now: datetime) -> list[Registration]:
         candidate = db.session.scalar(query)
         if candidate is None or not _take_seat(event):
             break
-        result = db.session.execute(
-            sa.update(Registration)
-            .where(Registration.id == candidate.id,
-                   Registration.status == RegistrationStatus.WAITLISTED)
-            .values(status=RegistrationStatus.CONFIRMED, confirmed_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:
+        if not _seat_waiting(candidate, now):
             _free_seat(event)
             continue
         db.session.refresh(candidate)
@@ -292,14 +297,7 @@ def promote(registration: Registration, now: datetime, *,
                 sa.update(Event).where(Event.id == event.id)
                 .values(confirmed_count=Event.confirmed_count + 1)
                 .execution_options(synchronize_session=False))
-        moved = db.session.execute(
-            sa.update(Registration)
-            .where(Registration.id == registration.id,
-                   Registration.status == RegistrationStatus.WAITLISTED)
-            .values(status=RegistrationStatus.CONFIRMED, confirmed_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if moved != 1:
+        if not _seat_waiting(registration, now):
             raise ActionRefused(registration.id)
     db.session.refresh(registration)
     db.session.refresh(event, ["confirmed_count"])
