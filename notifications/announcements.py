@@ -27,6 +27,10 @@ AUDIENCE_STATUSES = {
 }
 
 
+class NobodyToTell(ValueError):
+    """No registration in the audience can get the announcement: nothing was stored."""
+
+
 @dataclass(frozen=True)
 class Draft:
     """What the organisers composed, checked by the console: the words, who and when."""
@@ -101,10 +105,12 @@ def queue(event: Event, draft: Draft, now: datetime) -> tuple[Announcement, Reac
     if not now <= due_at <= latest_due(event) or event.is_cancelled:
         raise ValueError("an announcement must be due from now until shortly after the end "
                          "of a session that is not cancelled")
+    found = reach(event, draft.audience)
+    if not found.recipients:
+        raise NobodyToTell(f"nobody in the audience {draft.audience} of event {event.id}")
     announcement = draft.announcement(event, now)
     db.session.add(announcement)
     db.session.flush()  # its id, for the rows
-    found = reach(event, draft.audience)
     until = expires_at(event, due_at)
     for registration in found.recipients:
         planner.queue_announcement(registration, announcement.id, now, due_at=due_at,
