@@ -8,8 +8,8 @@ from markupsafe import Markup, escape
 SUBJECT_MAX = 200
 TEXT_MAX = 10_000
 
-# A link ends at white space or at a character that can't be part of it unescaped; trailing
-# punctuation of the sentence ("see https://x.org/a.") is not part of it either.
+# A link ends at white space or at a character that can't be part of it unescaped; the
+# punctuation ending a sentence right after it is not part of it either.
 _URL = re.compile(r"\bhttps?://[^\s<>\"'`]+", re.IGNORECASE)
 _TRAILING = ".,;:!?)]}»、。）"
 _BLANK_LINE = re.compile(r"\n[ \t]*\n\s*")

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 
 from extensions import db
@@ -177,11 +178,16 @@ def _masked(words: str, registration) -> str:
     return words
 
 
+# The preview's heading over each language's sample.
+SAMPLE_HEADINGS = {Language.EN: _l("In English"), Language.JA: _l("In Japanese")}
+
+
 @dataclass(frozen=True)
 class Sample:
     """One real recipient's email as the preview shows it."""
 
     language: str
+    heading: str
     name: str
     subject: str
     text: str
@@ -199,7 +205,8 @@ def _samples(event: Event, draft: Draft, groups, now: datetime) -> list[Sample]:
         message = Message(registration=registration, event=event,
                           kind=MessageKind.ANNOUNCEMENT, detail={})
         subject, text, html = mail.render(message, current_app.config, now, announcement)
-        samples.append(Sample(language, mail.display_name(registration.name), subject,
+        samples.append(Sample(language, str(SAMPLE_HEADINGS[language]),
+                              mail.display_name(registration.name), subject,
                               _masked(text, registration), _masked(html, registration)))
     return samples
 
