@@ -6,10 +6,23 @@ The preview carries the composed values to the send step in hidden fields, not a
 or a stored draft: sending checks every value again (time has passed, people have signed up or
 cancelled), and the organiser who posts them could as well have typed them in the form."""
 
+import base64
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
@@ -211,6 +224,39 @@ def _samples(event: Event, draft: Draft, groups, now: datetime) -> list[Sample]:
     return samples
 
 
+class _StyleAttributes(HTMLParser):
+    """Every style attribute's value in an HTML text, as a browser reads it."""
+
+    def __init__(self):
+        super().__init__()
+        self.values: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        """Collect the tag's style attribute."""
+        self.values.update(value for name, value in attrs if name == "style" and value)
+
+
+def preview_policy(policy: str, samples: list[Sample]) -> str:
+    """The page's Content-Security-Policy, letting the previewed emails' own style attributes
+    apply (each by its hash) and nothing else: the sandboxed frame that shows an email takes
+    the page's policy, and an email's styles are all inline, as mail clients need them."""
+    parser = _StyleAttributes()
+    for sample in samples:
+        parser.feed(sample.html)
+    hashes = " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(value.encode()).digest()).decode()}'"
+        for value in sorted(parser.values))
+    directives = [d.strip() for d in policy.split(";")]
+    return "; ".join(f"{d} 'unsafe-hashes' {hashes}" if d.startswith("style-src ") and hashes
+                     else d for d in directives)
+
+
+# The app's policy (app.py) for every page: the preview widens only its style-src.
+CONSOLE_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+
+
 def counts_line(recipients: int, english: int, japanese: int, skipped: int) -> str:
     """"N recipients: A will get it in English, B in Japanese; C skipped (…)"."""
     line = ngettext("%(num)d recipient", "%(num)d recipients", recipients)
@@ -237,12 +283,14 @@ def preview_message(slug):
         composed.error = _("Nobody in this audience can get the message.")
         return _render_compose(event, composed, 422)
     groups = found.by_language(composed.draft.announcement(event, now))
-    return render_template(
-        "organisers/message_preview.html", event=event, c=composed,
-        samples=_samples(event, composed.draft, groups, now),
+    samples = _samples(event, composed.draft, groups, now)
+    response = make_response(render_template(
+        "organisers/message_preview.html", event=event, c=composed, samples=samples,
         counts=counts_line(len(found.recipients), len(groups[Language.EN]),
                            len(groups[Language.JA]), len(found.undeliverable)),
-        zone_name=g.organiser.timezone)
+        zone_name=g.organiser.timezone))
+    response.headers["Content-Security-Policy"] = preview_policy(CONSOLE_POLICY, samples)
+    return response
 
 
 @bp.post("/events/<slug>/messages")

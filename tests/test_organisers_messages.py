@@ -354,3 +354,19 @@ def test_an_empty_audience_is_refused(admin, app):
 
     assert response.status_code == 422
     assert "Nobody in this audience" in response.get_data(as_text=True)
+
+
+def test_the_preview_frames_the_email_sandboxed_and_allows_only_its_own_styles(admin, event):
+    response = post(admin, PREVIEW)
+    usual = admin.get(NEW).headers["Content-Security-Policy"]
+    policy = response.headers["Content-Security-Policy"]
+
+    page = response.get_data(as_text=True)
+    assert re.search(r'<iframe class="mail-html" sandbox="" srcdoc="', page)
+    usual_directives = dict(d.strip().split(" ", 1) for d in usual.split(";"))
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    style = directives.pop("style-src").split()
+    assert directives == {k: v for k, v in usual_directives.items() if k != "style-src"}
+    assert style[:2] == ["'self'", "'unsafe-hashes'"]
+    assert len(style) > 3 and all(s.startswith("'sha256-") for s in style[2:])
+    assert "unsafe-inline" not in policy
