@@ -326,6 +326,9 @@ def test_the_timeline_shows_each_message_by_subject_with_its_counts(app, admin, 
             re.findall(r"<tr><td>[^<]*</td><td>(?:Slides|Later).*?</tr>", page, re.S)}
     assert rows == {"Fri 20 Jun 2025, 09:00|Slides for Thursday|0|2|0|1",
                     "Wed 25 Jun 2025, 09:00|Later news|2|0|0|1"}
+    # The batch timeline doesn't count them again, nor says that nothing was sent.
+    assert "message from the organisers" not in page
+    assert "No email sent or scheduled." not in page
 
 
 def test_sending_is_audited_with_audience_recipients_and_due_time(admin, event):
@@ -370,3 +373,17 @@ def test_the_preview_frames_the_email_sandboxed_and_allows_only_its_own_styles(a
     assert style[:2] == ["'self'", "'unsafe-hashes'"]
     assert len(style) > 3 and all(s.startswith("'sha256-") for s in style[2:])
     assert "unsafe-inline" not in policy
+
+
+def test_a_reschedule_after_queueing_does_not_supersede_the_organisers_words(app, admin, event):
+    from notifications import planner
+
+    post(admin, SEND, audience="seats")
+    for registration in event.registrations:
+        planner.queue_update(registration, NOW, changed=["time"], old_starts_at=event.starts_at,
+                             old_ends_at=event.ends_at)
+    db.session.commit()
+
+    dispatch(NOW)
+
+    assert {row.status for row in announcement_rows()} == {"sent"}
