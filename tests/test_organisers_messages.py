@@ -387,3 +387,29 @@ def test_a_reschedule_after_queueing_does_not_supersede_the_organisers_words(app
     dispatch(NOW)
 
     assert {row.status for row in announcement_rows()} == {"sent"}
+
+
+def test_the_preview_hides_the_recipients_personal_links(app, admin, event):
+    from registration import tokens
+
+    person = people.ensure("aiko@example.org", NOW)
+    db.session.commit()
+    link = tokens.me_token(person)
+
+    page = post(admin, PREVIEW, audience="seats").get_data(as_text=True)
+
+    assert "Hello Aiko Tanaka," in page  # no Japanese written: the English email
+    assert link not in page
+    assert "/me/(their own link)" in page
+
+
+def test_change_brings_the_form_back_with_what_was_composed(admin, event):
+    page = post(admin, NEW, **JAPANESE, when="later",
+                send_at="2025-06-22T08:30").get_data(as_text=True)
+
+    assert 'value="Slides for Thursday"' in page
+    assert "皆さま\n\nスライドはこちら" in page
+    assert 'id="audience-both" name="audience" value="both" checked' in page
+    assert 'id="when-later" name="when" value="later" checked' in page
+    assert 'value="2025-06-22T08:30"' in page
+    assert announcement_rows() == []
