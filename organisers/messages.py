@@ -162,7 +162,8 @@ def compose(form, event: Event, now: datetime) -> Composed:
 def _render_compose(event: Event, composed: Composed | None = None, status: int = 200):
     composed = composed or Composed({name: "" for name in FIELDS} | {"when": "now"})
     return render_template("organisers/message_new.html", event=event, c=composed,
-                           zone_name=g.organiser.timezone), status
+                           zone_name=g.organiser.timezone,
+                           latest=announcements.latest_due(event)), status
 
 
 @bp.get("/events/<slug>/messages/new")

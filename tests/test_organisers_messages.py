@@ -70,6 +70,8 @@ def test_the_compose_form_names_the_organisers_zone_and_offers_each_audience(adm
 
     assert 'type="datetime-local"' in page
     assert "Date and time (UTC)" in page  # the organiser's zone, named beside the field
+    # The latest time allowed, in that zone: a week after the end (20 July, 10:30 UTC).
+    assert "at the latest Sun 27 Jul 2025, 10:30" in page
     assert all(f'value="{value}"' in page for value in ("seats", "waiting", "both"))
 
 
