@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from extensions import db
@@ -31,6 +32,14 @@ class NobodyToTell(ValueError):
     """No registration in the audience can get the announcement: nothing was stored."""
 
 
+class AlreadyQueued(ValueError):
+    """This draft was queued before (a second click on "Send"): nothing more was stored."""
+
+    def __init__(self, announcement: Announcement):
+        super().__init__(f"draft already queued as announcement {announcement.id}")
+        self.announcement = announcement
+
+
 @dataclass(frozen=True)
 class Draft:
     """What the organisers composed, checked by the console: the words, who and when."""
@@ -41,13 +50,15 @@ class Draft:
     subject_ja: str = ""
     text_ja: str = ""
     due_at: datetime | None = None  # None: at once
+    # Which preview this is (see Announcement.draft_key).
+    key: str = ""
 
     def announcement(self, event: Event, now: datetime) -> Announcement:
         """The announcement these values make (not added to the session)."""
         return Announcement(event=event, audience=self.audience, subject_en=self.subject_en,
                             text_en=self.text_en, subject_ja=self.subject_ja or None,
                             text_ja=self.text_ja or None, created_at=now,
-                            due_at=self.due_at or now)
+                            due_at=self.due_at or now, draft_key=self.key)
 
 
 @dataclass
@@ -97,20 +108,35 @@ def reach(event: Event, audience: Audience) -> Reach:
     return result
 
 
+def _queued(key: str) -> Announcement | None:
+    return db.session.scalar(sa.select(Announcement).where(Announcement.draft_key == key))
+
+
 def queue(event: Event, draft: Draft, now: datetime) -> tuple[Announcement, Reach]:
     """Store the announcement and one outbox row per registration it reaches, due at once or
     at the chosen time; an undeliverable address gets its row already skipped as bounced,
-    so the timeline counts it. Flushed, never committed."""
+    so the timeline counts it. A draft queued before raises AlreadyQueued. Flushed, never
+    committed."""
     due_at = draft.due_at or now
-    if not now <= due_at <= latest_due(event) or event.is_cancelled:
+    if not now <= due_at < latest_due(event) or event.is_cancelled:
         raise ValueError("an announcement must be due from now until shortly after the end "
                          "of a session that is not cancelled")
     found = reach(event, draft.audience)
     if not found.recipients:
         raise NobodyToTell(f"nobody in the audience {draft.audience} of event {event.id}")
+    if not draft.key:
+        raise ValueError("a draft to queue needs its key")
+    if queued := _queued(draft.key):
+        raise AlreadyQueued(queued)
     announcement = draft.announcement(event, now)
-    db.session.add(announcement)
-    db.session.flush()  # its id, for the rows
+    try:
+        with db.session.begin_nested():
+            db.session.add(announcement)  # flushed as the savepoint ends: its id, for the rows
+    except IntegrityError:
+        # The same draft sent twice at once, and the other request won.
+        if queued := _queued(draft.key):
+            raise AlreadyQueued(queued) from None
+        raise
     until = expires_at(event, due_at)
     for registration in found.recipients:
         planner.queue_announcement(registration, announcement.id, now, due_at=due_at,

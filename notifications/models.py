@@ -82,6 +82,9 @@ class Announcement(db.Model):
     text_ja: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime]
     due_at: Mapped[datetime]
+    # Random, made by the preview and sent back with "Send": a second send of the same preview
+    # (a double click, a resubmitted form) queues nothing more.
+    draft_key: Mapped[str] = mapped_column(sa.String(40), unique=True)
 
     event: Mapped[Event] = relationship()
 

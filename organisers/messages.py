@@ -8,6 +8,8 @@ cancelled), and the organiser who posts them could as well have typed them in th
 
 import base64
 import hashlib
+import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -40,7 +42,9 @@ from registration.models import Event, Language
 
 bp = Blueprint("organiser_messages", __name__, url_prefix="/admin")
 
-FIELDS = ("audience", "subject_en", "text_en", "subject_ja", "text_ja", "when", "send_at")
+FIELDS = ("audience", "subject_en", "text_en", "subject_ja", "text_ja", "when", "send_at",
+          "draft_key")
+_DRAFT_KEY = re.compile(r"[0-9a-f]{32}")
 # Characters a text may hold besides printable ones: its line breaks and tabs.
 _TEXT_CONTROLS = frozenset("\n\r\t")
 
@@ -117,6 +121,9 @@ def compose(form, event: Event, now: datetime) -> Composed:
         values[name] = normalise(values[name])
     for name in ("subject_en", "subject_ja"):
         values[name] = values[name].strip(" \t")
+    if not _DRAFT_KEY.fullmatch(values["draft_key"]):
+        # A new draft (or a form without its preview): "Send" from its preview carries this.
+        values["draft_key"] = secrets.token_hex(16)
     composed = Composed(values)
     errors = composed.errors
     if values["audience"] not in tuple(Audience):
@@ -141,7 +148,7 @@ def compose(form, event: Event, now: datetime) -> Composed:
         else:
             if due_at <= now:
                 errors["send_at"] = _("Choose a time in the future.")
-            elif due_at > latest:
+            elif due_at >= latest:
                 errors["send_at"] = _("Choose a time before %(latest)s, a week at most after "
                                       "the session ends.", latest=local_time(latest))
     elif values["when"] != "now":
@@ -149,18 +156,20 @@ def compose(form, event: Event, now: datetime) -> Composed:
     if event.is_cancelled:
         composed.error, composed.status = _("The session is cancelled: its registrants were "
                                             "told, and nobody is left to write to."), 409
-    elif now > latest:
+    elif now >= latest:
         composed.error, composed.status = _("The session ended more than a week ago: its "
                                             "registrants are no longer written to."), 409
     if not errors and composed.error is None:
         composed.draft = Draft(Audience(values["audience"]), values["subject_en"],
                                values["text_en"], values["subject_ja"], values["text_ja"],
-                               due_at)
+                               due_at, values["draft_key"])
     return composed
 
 
 def _render_compose(event: Event, composed: Composed | None = None, status: int = 200):
     composed = composed or Composed({name: "" for name in FIELDS} | {"when": "now"})
+    # A changed draft is a new one: its next preview gets a key of its own.
+    composed.values["draft_key"] = ""
     return render_template("organisers/message_new.html", event=event, c=composed,
                            zone_name=g.organiser.timezone,
                            latest=announcements.latest_due(event)), status
@@ -309,6 +318,10 @@ def send_message(slug):
     except announcements.NobodyToTell:
         composed.error = _("Nobody in this audience can get the message.")
         return _render_compose(event, composed, 422)
+    except announcements.AlreadyQueued:
+        flash(_("This message was already queued; it was not queued again."))
+        return redirect(url_for("organiser_events.event_page", slug=event.slug) + "#messages",
+                        303)
     auth.audit("message queued", event.slug,
                {"audience": announcement.audience, "recipients": len(found.recipients),
                 "skipped": len(found.undeliverable),

@@ -284,7 +284,8 @@ def test_announcements_come_and_go_with_their_revision(app):
 
     event = make_event()
     make_registration(event)
-    announcements.queue(event, announcements.Draft(Audience.SEATS, "Slides", "Here."), NOW)
+    announcements.queue(event, announcements.Draft(Audience.SEATS, "Slides", "Here.", key="k"),
+                        NOW)
     db.session.commit()
     inspector = lambda: sa.inspect(db.engine)  # noqa: E731
     def insert(kind, message_id):

@@ -415,3 +415,20 @@ def test_change_brings_the_form_back_with_what_was_composed(admin, event):
     assert 'id="when-later" name="when" value="later" checked' in page
     assert 'value="2025-06-22T08:30"' in page
     assert announcement_rows() == []
+
+
+def test_sending_the_same_preview_twice_queues_it_once(admin, event):
+    page = post(admin, PREVIEW).get_data(as_text=True)
+    key = re.search(r'name="draft_key" value="([0-9a-f]{32})"', page).group(1)
+
+    first = post(admin, SEND, draft_key=key)
+    second = post(admin, SEND, draft_key=key)
+
+    assert first.status_code == second.status_code == 303
+    assert len(announcement_rows()) == 3
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Announcement)) == 1
+    flashed = admin.get(f"/admin/events/{SLUG}").get_data(as_text=True)
+    assert "This message was already queued; it was not queued again." in flashed
+    # Another preview of the same words is another message, queued on its own.
+    post(admin, SEND)
+    assert len(announcement_rows()) == 6

@@ -45,10 +45,12 @@ def upgrade():
         sa.Column("text_ja", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("due_at", sa.DateTime(), nullable=False),
+        sa.Column("draft_key", sa.String(length=40), nullable=False),
         sa.CheckConstraint(_in("audience", AUDIENCES), name=op.f("ck_announcements_audience")),
         sa.ForeignKeyConstraint(["event_id"], ["events.id"], ondelete="CASCADE",
                                 name=op.f("fk_announcements_event_id_events")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_announcements")),
+        sa.UniqueConstraint("draft_key", name=op.f("uq_announcements_draft_key")),
     )
     op.create_index("ix_announcements_event_id", "announcements", ["event_id"])
     _kinds(NEW_KINDS)
