@@ -75,6 +75,7 @@ def create_app(test_config=None):
     from organisers.attendees import bp as organiser_attendees_bp
     from organisers.events import bp as organiser_events_bp
     from organisers.exports import bp as organiser_exports_bp
+    from organisers.messages import bp as organiser_messages_bp
     from organisers.profile import bp as organiser_profile_bp
     from organisers.views import bp as organisers_bp
     from registration import cli as registration_cli
@@ -95,6 +96,7 @@ def create_app(test_config=None):
     app.register_blueprint(organiser_attendees_bp)
     app.register_blueprint(organiser_exports_bp)
     app.register_blueprint(organiser_profile_bp)
+    app.register_blueprint(organiser_messages_bp)
     app.jinja_env.globals.update(format_helpers())
     app.jinja_env.globals.update(language.template_helpers())
     registration_cli.init_app(app)

@@ -11,8 +11,16 @@ from flask_babel import force_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from extensions import db
 from notifications import dkim, ical, wire
-from notifications.models import JOIN_LINK_KINDS, UNSUBSCRIBABLE_KINDS, Message, MessageKind
+from notifications.models import (
+    JOIN_LINK_KINDS,
+    UNSUBSCRIBABLE_KINDS,
+    Announcement,
+    Message,
+    MessageKind,
+)
+from notifications.text import to_html
 from registration import addresses, times, tokens
 from registration import unsubscribe as unsubscribing
 from registration.models import Language, RegistrationStatus
@@ -40,6 +48,7 @@ SUBJECTS = {
     MessageKind.FOLLOW_UP: _l("Recording: %(title)s"),
     # TRANSLATORS: %(programme)s is the programme's name, as in the footer of every email.
     MessageKind.MY_LINK: _l("Your sessions at %(programme)s: your link"),
+    # An announcement's subject is the organisers' own, in the reader's language: see _render.
 }
 # When the organisers call the session off, the cancellation says so in its subject: in
 # Japanese a session called off (中止) is another word than a place given up (キャンセル).
@@ -148,17 +157,35 @@ def changed_words(changed: list[str]) -> str:
 LANGUAGES = frozenset(Language)
 
 
-def render(message: Message, config, now: datetime) -> tuple[str, str, str]:
-    """The subject, plain text and HTML of a message, in its recipient's language and zone."""
+def announcement_of(message: Message) -> Announcement:
+    """The announcement an outbox row of that kind carries the words of."""
+    announcement = db.session.get(Announcement, (message.detail or {}).get("announcement_id"))
+    if announcement is None:
+        raise UnsendableMessage(f"message {message.id}: its announcement is gone")
+    return announcement
+
+
+def render(message: Message, config, now: datetime,
+           announcement: Announcement | None = None) -> tuple[str, str, str]:
+    """The subject, plain text and HTML of a message, in its recipient's language and zone.
+
+    An announcement's words are those of `announcement` when given (a preview, before any row
+    exists), else of the one the row points to."""
     language = message.registration.language
     language = language if language in LANGUAGES else Language.EN
+    if message.kind == MessageKind.ANNOUNCEMENT:
+        announcement = announcement or announcement_of(message)
+        # The whole email in the language of the words it carries: English where the
+        # organisers wrote no Japanese, rather than a Japanese frame around English text.
+        language = announcement.language_for(language)
     # The dispatcher has no request to take a language from: every message, words and
     # subject, is rendered in its own reader's language, whatever the one before was.
     with force_locale(language):
-        return _render(message, config, now, language)
+        return _render(message, config, now, language, announcement)
 
 
-def _render(message: Message, config, now: datetime, language: str) -> tuple[str, str, str]:
+def _render(message: Message, config, now: datetime, language: str,
+            announcement: Announcement | None) -> tuple[str, str, str]:
     registration, event = message.registration, message.event
     detail = message.detail or {}
     # The zone is the reader's, given explicitly: force_locale changes the language only.
@@ -206,12 +233,18 @@ def _render(message: Message, config, now: datetime, language: str) -> tuple[str
         "time_changed": "time" in detail.get("changed", ()),
         "changed_words": changed_words(detail.get("changed", ["details"])),
     }
-    text = render_template(f"emails/{message.kind}.txt", **context)
+    if announcement is not None:
+        subject, words = announcement.words(language)
+        context["announcement_text"] = words
+        context["announcement_html"] = to_html(words)
+    plain = render_template(f"emails/{message.kind}.txt", **context)
     html = render_template(f"emails/{message.kind}.html", **context)
+    if announcement is not None:
+        return subject, plain, html
     called_off = message.kind == MessageKind.CANCELLATION and event.is_cancelled
     subject = str(SESSION_CANCELLED_SUBJECT if called_off else SUBJECTS[message.kind])
     subject %= {"title": title, "soon": soon, "programme": config["PROGRAMME_NAME"]}
-    return subject, text, html
+    return subject, plain, html
 
 
 @functools.lru_cache(maxsize=8)

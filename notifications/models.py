@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from extensions import database_now, db
-from registration.models import Event, Registration, enum_column
+from registration.models import Event, Language, Registration, enum_column
 
 
 class MessageKind(StrEnum):
@@ -21,6 +21,9 @@ class MessageKind(StrEnum):
     # The link to all of a person's sessions, which they asked for ("Lost your link?", or a
     # new one after signing out everywhere): about the person, not the session it goes with.
     MY_LINK = "my_link"
+    # A message the organisers wrote to a session's seat holders, waiting list or both: not a
+    # reminder (an unsubscribe doesn't stop it) and no part of the invite.
+    ANNOUNCEMENT = "announcement"
 
 
 class MessageStatus(StrEnum):
@@ -48,7 +51,52 @@ UNSUBSCRIBABLE_KINDS = frozenset({MessageKind.REMINDER, MessageKind.FOLLOW_UP})
 # Why a message to an address that failed for good (a 5.x.x bounce) is not sent.
 BOUNCED = "bounced"
 # Kinds that belong to no version of the invite: a newer version never supersedes them.
-UNVERSIONED_KINDS = frozenset({MessageKind.FOLLOW_UP, MessageKind.MY_LINK})
+# An announcement is the organisers' own words, meant as written whatever changed since.
+UNVERSIONED_KINDS = frozenset({MessageKind.FOLLOW_UP, MessageKind.MY_LINK,
+                               MessageKind.ANNOUNCEMENT})
+
+
+class Audience(StrEnum):
+    """Who an announcement is for."""
+
+    SEATS = "seats"
+    WAITING = "waiting"
+    BOTH = "both"
+
+
+class Announcement(db.Model):
+    """A message the organisers composed for one session, once; each recipient's outbox row
+    points to it (detail {"announcement_id": …}), so its words are stored once and the
+    timeline shows one line per announcement."""
+
+    __tablename__ = "announcements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(sa.ForeignKey("events.id", ondelete="CASCADE"),
+                                          index=True)
+    audience: Mapped[Audience] = mapped_column(enum_column(Audience, "audience", 10))
+    subject_en: Mapped[str] = mapped_column(sa.String(200))
+    text_en: Mapped[str] = mapped_column(sa.Text)
+    # Both or neither: without them every reader gets the English words.
+    subject_ja: Mapped[str | None] = mapped_column(sa.String(200))
+    text_ja: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    # Random, made by the preview and sent back with "Send": a second send of the same preview
+    # (a double click, a resubmitted form) queues nothing more.
+    draft_key: Mapped[str] = mapped_column(sa.String(40), unique=True)
+
+    event: Mapped[Event] = relationship()
+
+    def language_for(self, language: str) -> str:
+        """The language a reader of this language gets: theirs, else English."""
+        return Language.JA if language == Language.JA and self.text_ja else Language.EN
+
+    def words(self, language: str) -> tuple[str, str]:
+        """The subject and text in that language (as language_for decides)."""
+        if self.language_for(language) == Language.JA:
+            return self.subject_ja or self.subject_en, self.text_ja
+        return self.subject_en, self.text_en
 
 
 class Message(db.Model):

@@ -319,6 +319,13 @@ def queue_my_link(registration: Registration, now: datetime, *,
                   detail={"signed_out": True} if signed_out else None)
 
 
+def queue_announcement(registration: Registration, announcement_id: int, now: datetime, *,
+                       due_at: datetime, expires_at: datetime) -> Message:
+    """One recipient's row of an announcement: no invite, its words in the announcement."""
+    return _queue(registration, MessageKind.ANNOUNCEMENT, now, due_at=due_at,
+                  expires_at=expires_at, detail={"announcement_id": announcement_id})
+
+
 def my_link_count(email_key: str, since: datetime) -> int:
     """How many link emails were queued for this address key since then, sent or not."""
     return db.session.scalar(

@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import selectinload
 
 from extensions import db
-from notifications.models import Message, MessageKind, MessageStatus
+from notifications.models import Announcement, Message, MessageKind, MessageStatus
 from registration.models import Event, Registration, RegistrationStatus, Rsvp
 
 # Messages sent to one person at a time, grouped by day in the timeline; the others go out in
@@ -35,6 +35,7 @@ KIND_LABELS = {
     # Asked for by the person (it lists all their sessions); shown with the session it was
     # sent with.
     MessageKind.MY_LINK: _l("link to all their sessions, asked for"),
+    MessageKind.ANNOUNCEMENT: _l("message from the organisers"),
 }
 FAILED_SHOWN = 200
 
@@ -56,7 +57,9 @@ def timeline(event: Event, local_zone: tzinfo) -> list[TimelineEntry]:
         sa.select(Message.status, Message.kind, Message.due_at, sa.func.count(),
                   sa.func.min(Message.sent_at), sa.func.max(Message.sent_at))
         .where(Message.event_id == event.id,
-               Message.status.in_((MessageStatus.SENT, MessageStatus.PENDING)))
+               Message.status.in_((MessageStatus.SENT, MessageStatus.PENDING)),
+               # Each announcement has a line of its own, with its subject (announcements()).
+               Message.kind != MessageKind.ANNOUNCEMENT)
         .group_by(Message.status, Message.kind, Message.due_at)
     )
     entries: dict[tuple, TimelineEntry] = {}
@@ -73,6 +76,50 @@ def timeline(event: Event, local_zone: tzinfo) -> list[TimelineEntry]:
         entry.first_at, entry.last_at = min(entry.first_at, first), max(entry.last_at, last)
         entry.count += count
     return sorted(entries.values(), key=lambda e: (e.first_at, e.status != "sent", e.kind))
+
+
+@dataclass
+class AnnouncementLine:
+    """One announcement as the timeline shows it: its subject, when and its rows' outcomes."""
+
+    announcement: Announcement
+    queued: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+    @property
+    def total(self) -> int:
+        """Every row written for it, whatever became of each."""
+        return self.queued + self.sent + self.failed + self.skipped
+
+
+_COUNTED = {MessageStatus.PENDING: "queued", MessageStatus.SENT: "sent",
+            MessageStatus.FAILED: "failed", MessageStatus.SKIPPED: "skipped"}
+
+
+def announcements(event: Event) -> list[AnnouncementLine]:
+    """The event's announcements, earliest due first, each with how many of its emails are
+    queued, sent, failed and skipped."""
+    lines = {
+        announcement.id: AnnouncementLine(announcement)
+        for announcement in db.session.scalars(
+            sa.select(Announcement).where(Announcement.event_id == event.id)
+            .order_by(Announcement.due_at, Announcement.id))
+    }
+    if not lines:
+        return []
+    which = Message.detail["announcement_id"].as_integer()
+    rows = db.session.execute(
+        sa.select(which, Message.status, sa.func.count())
+        .where(Message.event_id == event.id, Message.kind == MessageKind.ANNOUNCEMENT)
+        .group_by(which, Message.status)
+    )
+    for announcement_id, status, count in rows:
+        line = lines.get(announcement_id)
+        if line is not None:
+            setattr(line, _COUNTED[status], getattr(line, _COUNTED[status]) + count)
+    return list(lines.values())
 
 
 def _failed(event: Event) -> list[Message]:
@@ -114,6 +161,7 @@ def event_overview(event: Event, now: datetime, local_zone: tzinfo) -> dict:
         "cancelled": by_status[RegistrationStatus.CANCELLED],
         "active_count": len(attendees) + len(waiting),
         "timeline": timeline(event, local_zone),
+        "announcements": announcements(event),
         "failed": failed[:FAILED_SHOWN],
         "more_failed": len(failed) > FAILED_SHOWN,
         "retryable": sum(1 for m in failed if m.expires_at > now),

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MAX_MODULE_LINES = 400
 # Views parse the request, call a service and commit once; undoing work is the services' part.
 CONSOLE_VIEW_MODULES = ("organisers/events.py", "organisers/views.py", "organisers/profile.py",
-                        "organisers/attendees.py")
+                        "organisers/attendees.py", "organisers/messages.py")
 TRANSACTION_CALLS = {"rollback", "begin_nested", "flush"}
 
 

@@ -46,7 +46,7 @@ def test_downgrade_to_nothing_and_upgrade_again(app):
     assert {"events", "registrations", "messages"} <= tables
 
 
-ENUM_TABLES = ("events", "registrations", "messages")
+ENUM_TABLES = ("events", "registrations", "messages", "announcements")
 MODELS_ONLY = "models_only"
 
 
@@ -308,3 +308,42 @@ def test_who_added_a_registration_comes_and_goes_with_its_revision_and_outlives_
         db.session.execute(sa.text("UPDATE registrations SET added_by_organiser_id = 999"))
         db.session.flush()
     db.session.rollback()
+
+
+def test_announcements_come_and_go_with_their_revision(app):
+    from notifications import announcements
+    from notifications.models import Audience
+    from tests.conftest import NOW, make_event, make_registration
+
+    event = make_event()
+    make_registration(event)
+    announcements.queue(event, announcements.Draft(Audience.SEATS, "Slides", "Here.", key="k"),
+                        NOW)
+    db.session.commit()
+    inspector = lambda: sa.inspect(db.engine)  # noqa: E731
+    def insert(kind, message_id):
+        db.session.execute(sa.text(
+            "INSERT INTO messages (registration_id, event_id, kind, status, message_id, "
+            "recipient, created_at, due_at, expires_at, attempts) SELECT id, event_id, :kind, "
+            "'pending', :message_id, email, registered_at, registered_at, registered_at, 0 "
+            "FROM registrations"), {"kind": kind, "message_id": message_id})
+
+    db.session.remove()
+    downgrade(revision="0010")
+    try:
+        assert "announcements" not in inspector().get_table_names()
+        # Its emails went with it, and the old CHECK constraint refuses the kind again.
+        assert db.session.scalar(sa.text("SELECT count(*) FROM messages")) == 0
+        assert db.session.scalar(sa.text("SELECT count(*) FROM registrations")) == 1
+        insert("reminder", "<1@example.org>")
+        with pytest.raises(sa.exc.IntegrityError):
+            insert("announcement", "<2@example.org>")
+        db.session.rollback()
+    finally:
+        db.session.remove()
+        upgrade()
+    assert "announcements" in inspector().get_table_names()
+    insert("announcement", "<3@example.org>")
+    db.session.commit()
+    assert db.session.scalar(sa.text(
+        "SELECT count(*) FROM messages WHERE kind = 'announcement'")) == 1
