@@ -424,6 +424,23 @@ def console_tab(browser, site):
         page.context.close()
 
 
+def widest(page) -> list:
+    """The outermost elements that reach past the viewport (not those scrolling inside a box of
+    their own, such as a wide table in its region), for a failure message."""
+    return page.evaluate("""() => {
+        const width = document.documentElement.clientWidth;
+        const past = e => e && e.getBoundingClientRect().right > width;
+        const boxed = e => { for (let a = e.parentElement; a && a !== document.body;
+                                  a = a.parentElement)
+            if (getComputedStyle(a).overflowX !== 'visible') return true;
+            return false; };
+        return [...document.querySelectorAll('body *')]
+            .filter(e => past(e) && !past(e.parentElement) && !boxed(e))
+            .slice(0, 5).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+                + (e.className && typeof e.className === 'string' ? '.' + e.className : '')
+                + ' ' + Math.round(e.getBoundingClientRect().right) + 'px'); }""")
+
+
 def axe_violations(page) -> list[dict]:
     from axe_playwright_python.sync_playwright import Axe
 

@@ -21,6 +21,7 @@ from tests.browser import (
     focused,
     open_page,
     site,  # noqa: F401  (fixture)
+    widest,
 )
 
 WIDE, PHONE = WIDTHS
@@ -45,17 +46,6 @@ def test_no_axe_violations(site, console_tab, name, width):  # noqa: F811
 
 def scroll_width(page) -> int:
     return page.evaluate("document.documentElement.scrollWidth")
-
-
-def widest(page) -> list:
-    """The elements that reach past the viewport, outside a scrolling region, for the failure
-    message."""
-    return page.evaluate("""() => [...document.querySelectorAll('body *')]
-        .filter(e => !e.closest('.table-scroll')
-            && e.getBoundingClientRect().right > document.documentElement.clientWidth)
-        .slice(0, 5).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
-            + (e.className && typeof e.className === 'string' ? '.' + e.className : '')
-            + ' ' + Math.round(e.getBoundingClientRect().right) + 'px')""")
 
 
 @pytest.mark.parametrize("name", CONSOLE_PAGES)
