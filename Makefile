@@ -43,8 +43,8 @@ run: catalogues
 test: catalogues
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# A PNG of every attendee page in both languages at 1280 and 375 px, under screenshots/, from
-# the browser tests' own data (needs Debian's chromium and fonts-noto-cjk).
+# A PNG of every attendee page in both languages and of every console page at 1280 and 375 px,
+# under screenshots/, from the browser tests' own data (needs Debian's chromium and fonts-noto-cjk).
 screenshots: catalogues
 	$(BIN)/python -m tests.screenshots
 

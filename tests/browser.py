@@ -2,16 +2,28 @@
 `make screenshots`: the data they need, the way to open each one, Debian's Chromium under
 Playwright, and axe-core (the copy axe-playwright-python ships)."""
 
+import csv
+import io
 import itertools
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
 from extensions import db
 from tests.chromium import launch, missing_browser  # noqa: F401  (used by the browser tests)
-from tests.conftest import ATTENDEE, base_config, make_app, make_event, make_organiser
+from tests.conftest import (
+    ATTENDEE,
+    ORGANISER_EMAIL,
+    ORGANISER_PASSWORD,
+    base_config,
+    make_app,
+    make_event,
+    make_organiser,
+)
 from tests.servers import GunicornServer
 
 SECRET_KEY = "browser-test-secret-key"
@@ -285,11 +297,83 @@ PAGES = {
 }
 
 
-def open_page(page, site: Site, name: str, lang: str) -> None:
-    """Open one of PAGES; AssertionError when it answers another status than it should."""
-    expected, opener = PAGES[name]
+def open_page(page, site: Site, name: str, lang: str, pages: dict = PAGES) -> None:
+    """Open one of PAGES (or CONSOLE_PAGES); AssertionError when it answers another status
+    than it should."""
+    expected, opener = pages[name]
     status = opener(page, site, lang)
     assert status == expected, f"{name} ({lang}) answered {status}, not {expected}: {page.url}"
+
+
+# The organiser console. Its openers are called in a tab already signed in as the seeded
+# organiser (console_tab), except those of SIGNED_OUT_PAGES.
+
+CONSOLE_SUBMIT = "main form[method=post] button[type=submit]"  # not the header's "Sign out"
+
+
+def sign_in(page, site: Site, lang: str = "en") -> None:
+    """Sign the page's browser context in as the seeded organiser, through the sign-in form."""
+    page.goto(site.at("/admin/login", lang))
+    page.fill("#email", ORGANISER_EMAIL)
+    page.fill("#password", ORGANISER_PASSWORD)
+    status = _send(page, CONSOLE_SUBMIT)
+    assert status == 200 and urlparse(page.url).path == "/admin/", (status, page.url)
+
+
+def open_sign_in_error(page, site, lang):
+    _goto(page, site.at("/admin/login", lang))
+    page.fill("#email", ORGANISER_EMAIL)
+    page.fill("#password", "not the password")
+    return _send(page, CONSOLE_SUBMIT)
+
+
+def changed_programme(page, site: Site) -> bytes:
+    """The programme as the console downloads it, edited so that its preview has a row of each
+    kind: a new session (with a long slug), a rescheduled one, a cancelled one with people to
+    tell, a retitled one."""
+    response = page.request.get(site.url + "/admin/programme.csv")
+    assert response.status == 200, response.status
+    rows = list(csv.DictReader(io.StringIO(response.body().decode("utf-8-sig"))))
+    by_slug = {row["slug"]: row for row in rows}
+    by_slug[site.open_slug]["title"] += " (second edition)"
+    by_slug["cities-and-data"]["status"] = "cancelled"
+    night = by_slug[site.night_slug]
+    for column in ("starts_at", "ends_at"):
+        moved = datetime.fromisoformat(night[column]) + timedelta(days=1)
+        night[column] = moved.isoformat(sep=" ", timespec="minutes")
+    rows.append({**by_slug[site.open_slug], "slug": "a-new-session-whose-slug-is-long-enough-"
+                 "to-wrap-on-a-phone", "title": "A new session"})
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+def open_upload_preview(page, site, lang):
+    _goto(page, site.at("/admin/programme", lang))
+    page.set_input_files("#file", files=[{"name": "programme-with-changes.csv",
+                                          "mimeType": "text/csv",
+                                          "buffer": changed_programme(page, site)}])
+    return _send(page, CONSOLE_SUBMIT)
+
+
+# Name -> (status, opener), as PAGES. Attendee search and a message's compose and preview are
+# still to be added (see tests/test_browser_console.py).
+CONSOLE_PAGES = {
+    "sign-in": (200, _opens(lambda site: "/admin/login")),
+    "sign-in-error": (401, open_sign_in_error),
+    "dashboard": (200, _opens(lambda site: "/admin/")),
+    "session": (200, _opens(lambda site: f"/admin/events/{site.full_slug}")),
+    "new-session": (200, _opens(lambda site: "/admin/events/new")),
+    "duplicate": (200, _opens(lambda site: f"/admin/events/{site.open_slug}/duplicate")),
+    "attendance": (200, _opens(lambda site: f"/admin/events/{site.full_slug}/attendance")),
+    "upload": (200, _opens(lambda site: "/admin/programme")),
+    "upload-preview": (200, open_upload_preview),
+    "profile": (200, _opens(lambda site: "/admin/profile")),
+    "audit-log": (200, _opens(lambda site: "/admin/audit")),
+}
+SIGNED_OUT_PAGES = frozenset({"sign-in", "sign-in-error"})
 
 
 def new_page(browser, width: int, **context_options):
@@ -320,6 +404,43 @@ def tab(browser):
         page.context.close()
 
 
+@pytest.fixture(scope="module")
+def console_tab(browser, site):
+    """A console tab of a given width, signed in as the seeded organiser (or, for
+    SIGNED_OUT_PAGES, never signed in), kept for the module's tests."""
+    tabs = {}
+
+    def at_width(width: int, name: str = "dashboard"):
+        signed_in = name not in SIGNED_OUT_PAGES
+        if (width, signed_in) not in tabs:
+            page = new_page(browser, width)
+            if signed_in:
+                sign_in(page, site)
+            tabs[width, signed_in] = page
+        return tabs[width, signed_in]
+
+    yield at_width
+    for page in tabs.values():
+        page.context.close()
+
+
+def widest(page) -> list:
+    """The outermost elements that reach past the viewport (not those scrolling inside a box of
+    their own, such as a wide table in its region), for a failure message."""
+    return page.evaluate("""() => {
+        const width = document.documentElement.clientWidth;
+        const past = e => e && e.getBoundingClientRect().right > width;
+        const boxed = e => { for (let a = e.parentElement; a && a !== document.body;
+                                  a = a.parentElement)
+            if (getComputedStyle(a).overflowX !== 'visible') return true;
+            return false; };
+        return [...document.querySelectorAll('body *')]
+            .filter(e => past(e) && !past(e.parentElement) && !boxed(e))
+            .slice(0, 5).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+                + (e.className && typeof e.className === 'string' ? '.' + e.className : '')
+                + ' ' + Math.round(e.getBoundingClientRect().right) + 'px'); }""")
+
+
 def axe_violations(page) -> list[dict]:
     from axe_playwright_python.sync_playwright import Axe
 
@@ -334,3 +455,82 @@ def describe_violations(violations: list[dict], where: str) -> str:
         lines.append(f"- {violation['id']} ({violation['impact']}): {violation['help']} "
                      f"at {targets}")
     return "\n".join(lines)
+
+
+# Where the keyboard focus is, and whether it can be seen (every browser test module asks).
+
+def focused(page, selector: str) -> bool:
+    return page.evaluate("s => !!document.activeElement && document.activeElement.matches(s)",
+                         selector)
+
+
+def focus_path(page) -> str:
+    return page.evaluate("""() => { const e = document.activeElement;
+        if (!e) return 'nothing';
+        const href = e.getAttribute('href');
+        return e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+            + (e.name ? '[name=' + e.name + ']' : '')
+            + (href ? '[href=' + href.slice(0, 60) + ']' : ''); }""")
+
+
+def rgba(css: str) -> tuple[float, float, float, float]:
+    """A computed colour (Chromium gives rgb() or rgba()) as 0-255 channels and an alpha."""
+    match = re.search(r"rgba?\(([^)]*)\)", css)
+    assert match, f"not an rgb() colour: {css!r}"
+    parts = [float(part) for part in re.split(r"[\s,/]+", match.group(1).strip()) if part]
+    return (*parts[:3], parts[3] if len(parts) > 3 else 1.0)
+
+
+def over(colour, background):
+    """A colour with alpha painted over an opaque background."""
+    *rgb, alpha = colour
+    return tuple(alpha * c + (1 - alpha) * b for c, b in zip(rgb, background[:3], strict=True))
+
+
+def luminance(rgb) -> float:
+    """WCAG 2 relative luminance."""
+    def linear(channel):
+        c = channel / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (linear(channel) for channel in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a, b) -> float:
+    light, dark = sorted((luminance(a), luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+FOCUS_STYLE = """() => {
+    const e = document.activeElement, s = getComputedStyle(e);
+    const opaque = c => c && c !== 'transparent' && !/rgba\\(.*,\\s*0\\)$/.test(c);
+    const body = getComputedStyle(document.body).backgroundColor;
+    const root = getComputedStyle(document.documentElement).backgroundColor;
+    return {outline: s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0
+                     ? s.outlineColor : null,
+            shadow: s.boxShadow !== 'none' ? s.boxShadow : null,
+            page: opaque(body) ? body : opaque(root) ? root : 'rgb(255, 255, 255)'};
+}"""
+
+
+def focus_problems(page, where: str) -> list[str]:
+    """Tab through every stop of the page; say which has no indicator or a faint one."""
+    problems = []
+    first = None
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        here = focus_path(page)
+        if here == "body" or here == first:
+            break
+        first = first or here
+        style = page.evaluate(FOCUS_STYLE)
+        ring = style["outline"] or style["shadow"]
+        if ring is None:
+            problems.append(f"{where}: {here} shows no outline or box-shadow when focused")
+            continue
+        background = rgba(style["page"])
+        ratio = contrast(over(rgba(ring), background), background[:3])
+        if ratio < 3:
+            problems.append(f"{where}: {here}'s focus ring {ring} has {ratio:.2f}:1 against "
+                            f"{style['page']}")
+    return problems

@@ -1,19 +1,23 @@
 """`make screenshots`: a PNG of every attendee page the browser tests check, in both languages
-at both widths, under screenshots/ (named like event-ja-375.png), from the tests' own data on a
-scratch SQLite database served by gunicorn."""
+at both widths, and of every organiser console page (in English, its one language so far) at
+both widths, under screenshots/ (named like event-ja-375.png and console-dashboard-en-375.png),
+from the tests' own data on a scratch SQLite database served by gunicorn."""
 
 import sys
 import tempfile
 from pathlib import Path
 
 from tests.browser import (
+    CONSOLE_PAGES,
     LANGUAGES,
     PAGES,
+    SIGNED_OUT_PAGES,
     WIDTHS,
     launch,
     missing_browser,
     new_page,
     open_page,
+    sign_in,
     start_site,
 )
 from tests.conftest import migrate
@@ -25,9 +29,22 @@ VISITORS = {"en": {"locale": "en-GB", "timezone_id": "Europe/London"},
             "ja": {"locale": "ja-JP", "timezone_id": "Asia/Tokyo"}}
 
 
+def photograph(page, site, pages: dict, name: str, lang: str, path: Path) -> list[str]:
+    """Open one page in its fresh tab, write its PNG, close the tab; return what went wrong (a
+    page answering the wrong status is still photographed: the picture shows what a person
+    would see)."""
+    problems = []
+    try:
+        open_page(page, site, name, lang, pages)
+    except Exception as exc:  # noqa: BLE001  (say it, photograph on)
+        problems.append(f"{path.stem}: {exc}".splitlines()[0])
+    page.screenshot(path=path, full_page=True)
+    page.context.close()
+    return problems
+
+
 def take_screenshots(folder: Path) -> list[str]:
-    """Write the PNGs; return the problems met on the way (a page answering the wrong status is
-    still photographed: the picture shows what a person would see)."""
+    """Write the PNGs; return the problems met on the way."""
     from playwright.sync_api import sync_playwright
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -44,13 +61,15 @@ def take_screenshots(folder: Path) -> list[str]:
                     for lang in LANGUAGES:
                         for width in WIDTHS:
                             page = new_page(browser, width, **VISITORS[lang])
-                            try:
-                                open_page(page, site, name, lang)
-                            except Exception as exc:  # noqa: BLE001  (say it, photograph on)
-                                problems.append(f"{name}-{lang}-{width}: {exc}".splitlines()[0])
-                            page.screenshot(path=folder / f"{name}-{lang}-{width}.png",
-                                            full_page=True)
-                            page.context.close()
+                            problems += photograph(page, site, PAGES, name, lang,
+                                                   folder / f"{name}-{lang}-{width}.png")
+                for name in CONSOLE_PAGES:
+                    for width in WIDTHS:
+                        page = new_page(browser, width, **VISITORS["en"])
+                        if name not in SIGNED_OUT_PAGES:
+                            sign_in(page, site)
+                        problems += photograph(page, site, CONSOLE_PAGES, name, "en",
+                                               folder / f"console-{name}-en-{width}.png")
                 browser.close()
         finally:
             server.stop()

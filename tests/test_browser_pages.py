@@ -16,6 +16,7 @@ from tests.browser import (
     open_page,
     site,  # noqa: F401  (fixture)
     tab,  # noqa: F401  (fixture)
+    widest,
 )
 from tests.conftest import ORGANISER_EMAIL, ORGANISER_PASSWORD
 
@@ -43,15 +44,6 @@ def test_nothing_scrolls_sideways_at_320_px(site, tab, name, lang):  # noqa: F81
     page = tab(NARROW)
     open_page(page, site, name, lang)
     assert scroll_width(page) <= NARROW, (name, lang, scroll_width(page), widest(page))
-
-
-def widest(page) -> list:
-    """The elements that reach past the viewport, for the failure message."""
-    return page.evaluate("""() => [...document.querySelectorAll('body *')]
-        .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth)
-        .slice(0, 5).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
-            + (e.className && typeof e.className === 'string' ? '.' + e.className : '')
-            + ' ' + Math.round(e.getBoundingClientRect().right) + 'px')""")
 
 
 def test_the_console_dashboard_does_not_scroll_sideways_at_320_px(site, browser):  # noqa: F811

@@ -15,7 +15,11 @@ from tests.browser import (
     PAGES,
     WIDTHS,
     browser,  # noqa: F401  (fixture)
+    contrast,
     fill_sign_up,
+    focus_path,
+    focus_problems,
+    focused,
     new_page,
     open_page,
     site,  # noqa: F401  (fixture)
@@ -34,20 +38,6 @@ def page(tab):  # noqa: F811
     page.context.clear_cookies()
     page.goto("about:blank")
     return page
-
-
-def focused(page, selector: str) -> bool:
-    return page.evaluate("s => !!document.activeElement && document.activeElement.matches(s)",
-                         selector)
-
-
-def focus_path(page) -> str:
-    return page.evaluate("""() => { const e = document.activeElement;
-        if (!e) return 'nothing';
-        const href = e.getAttribute('href');
-        return e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
-            + (e.name ? '[name=' + e.name + ']' : '')
-            + (href ? '[href=' + href.slice(0, 60) + ']' : ''); }""")
 
 
 def tab_to(page, selector: str, limit: int = 40) -> None:
@@ -201,69 +191,6 @@ def test_the_skip_link_is_the_first_tab_stop_and_moves_to_main(site, page):  # n
         if not focused(page, "main#main"):
             problems.append(f"{name}: the skip link left the focus on {focus_path(page)}")
     assert not problems, "\n".join(problems)
-
-
-def rgba(css: str) -> tuple[float, float, float, float]:
-    """A computed colour (Chromium gives rgb() or rgba()) as 0-255 channels and an alpha."""
-    match = re.search(r"rgba?\(([^)]*)\)", css)
-    assert match, f"not an rgb() colour: {css!r}"
-    parts = [float(part) for part in re.split(r"[\s,/]+", match.group(1).strip()) if part]
-    return (*parts[:3], parts[3] if len(parts) > 3 else 1.0)
-
-
-def over(colour, background):
-    """A colour with alpha painted over an opaque background."""
-    *rgb, alpha = colour
-    return tuple(alpha * c + (1 - alpha) * b for c, b in zip(rgb, background[:3], strict=True))
-
-
-def luminance(rgb) -> float:
-    """WCAG 2 relative luminance."""
-    def linear(channel):
-        c = channel / 255
-        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
-    r, g, b = (linear(channel) for channel in rgb)
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b
-
-
-def contrast(a, b) -> float:
-    light, dark = sorted((luminance(a), luminance(b)), reverse=True)
-    return (light + 0.05) / (dark + 0.05)
-
-
-FOCUS_STYLE = """() => {
-    const e = document.activeElement, s = getComputedStyle(e);
-    const opaque = c => c && c !== 'transparent' && !/rgba\\(.*,\\s*0\\)$/.test(c);
-    const body = getComputedStyle(document.body).backgroundColor;
-    const root = getComputedStyle(document.documentElement).backgroundColor;
-    return {outline: s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0
-                     ? s.outlineColor : null,
-            shadow: s.boxShadow !== 'none' ? s.boxShadow : null,
-            page: opaque(body) ? body : opaque(root) ? root : 'rgb(255, 255, 255)'};
-}"""
-
-
-def focus_problems(page, where: str) -> list[str]:
-    """Tab through every stop of the page; say which has no indicator or a faint one."""
-    problems = []
-    first = None
-    for _ in range(80):
-        page.keyboard.press("Tab")
-        here = focus_path(page)
-        if here == "body" or here == first:
-            break
-        first = first or here
-        style = page.evaluate(FOCUS_STYLE)
-        ring = style["outline"] or style["shadow"]
-        if ring is None:
-            problems.append(f"{where}: {here} shows no outline or box-shadow when focused")
-            continue
-        background = rgba(style["page"])
-        ratio = contrast(over(rgba(ring), background), background[:3])
-        if ratio < 3:
-            problems.append(f"{where}: {here}'s focus ring {ring} has {ratio:.2f}:1 against "
-                            f"{style['page']}")
-    return problems
 
 
 def test_the_focus_check_finds_a_faint_ring_and_a_missing_one(page):

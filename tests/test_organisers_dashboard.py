@@ -87,6 +87,7 @@ def test_dashboard_lists_upcoming_and_running_events_soonest_first_then_past_lat
     assert slugs_in_order(page) == ["running", "tomorrow", "called-off", "next-month",
                                     "yesterday", "last-week"]
     assert page.index("Upcoming and running") < page.index("running now") < page.index("Past")
+    assert page.count("running now") == 1, "a session that has ended is not running"
     assert "cancelled" in row_of(page, "called-off")
 
 

@@ -1,0 +1,114 @@
+"""The organiser console in Chromium, on a desktop and a phone: no axe-core violation (WCAG 2.2
+AA tags), the page never scrolls sideways at 375 px (a wide table scrolls inside its own named,
+focusable region), one h1 and a title of its own, the skip link first and a visible focus. One
+server and one browser for the module, on SQLite and on PostgreSQL.
+
+To be added to CONSOLE_PAGES in tests/browser.py once their branches are merged, one line each:
+attendee search (/admin/attendees?q=...) and composing and previewing a message
+(/admin/events/<slug>/messages/new)."""
+
+import pytest
+
+from tests.browser import (
+    CONSOLE_PAGES,
+    WIDTHS,
+    axe_violations,
+    browser,  # noqa: F401  (fixture)
+    console_tab,  # noqa: F401  (fixture)
+    describe_violations,
+    focus_path,
+    focus_problems,
+    focused,
+    open_page,
+    site,  # noqa: F401  (fixture)
+    widest,
+)
+
+WIDE, PHONE = WIDTHS
+# The pages whose tables are wider than a phone: the region around them must scroll.
+WIDE_TABLES = ("dashboard", "session", "upload-preview", "audit-log")
+
+
+def open_console(console_tab, site, name: str, width: int):  # noqa: F811
+    """The console tab of this width (signed in, or not for the sign-in pages) on the page."""
+    page = console_tab(width, name)
+    open_page(page, site, name, "en", CONSOLE_PAGES)
+    return page
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("name", CONSOLE_PAGES)
+def test_no_axe_violations(site, console_tab, name, width):  # noqa: F811
+    page = open_console(console_tab, site, name, width)
+    violations = axe_violations(page)
+    assert not violations, describe_violations(violations, f"{name} ({width} px) at {page.url}")
+
+
+def scroll_width(page) -> int:
+    return page.evaluate("document.documentElement.scrollWidth")
+
+
+@pytest.mark.parametrize("name", CONSOLE_PAGES)
+def test_nothing_scrolls_sideways_at_375_px(site, console_tab, name):  # noqa: F811
+    page = open_console(console_tab, site, name, PHONE)
+    assert scroll_width(page) <= PHONE, (name, scroll_width(page), widest(page))
+
+
+UNBOXED_TABLES = """() => [...document.querySelectorAll('table')]
+    .filter(t => t.getBoundingClientRect().right > document.documentElement.clientWidth
+        && !t.closest('div.table-scroll[role=region][tabindex="0"][aria-label]'))
+    .map(t => t.className || t.querySelector('caption')?.textContent || 'table')"""
+
+
+@pytest.mark.parametrize("name", WIDE_TABLES)
+def test_a_wide_table_scrolls_in_its_own_region_by_keyboard(site, console_tab, name):  # noqa: F811
+    page = open_console(console_tab, site, name, PHONE)
+    assert page.evaluate(UNBOXED_TABLES) == [], name
+    region = page.locator(".table-scroll").first
+    assert region.evaluate("r => r.scrollWidth > r.clientWidth"), f"{name}: nothing to scroll"
+    region.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("r => r.scrollLeft > 0", arg=region.element_handle())
+
+
+def test_every_console_page_has_one_h1_and_a_title_of_its_own(site, console_tab):  # noqa: F811
+    titles, problems = {}, []
+    for name in CONSOLE_PAGES:
+        try:
+            page = open_console(console_tab, site, name, WIDE)
+        except AssertionError as exc:
+            problems.append(str(exc))
+            continue
+        headings = page.locator("h1").all_inner_texts()
+        if len(headings) != 1:
+            problems.append(f"{name} has {len(headings)} h1: {headings}")
+        titles[name] = page.title()
+    for title in set(titles.values()):
+        names = [name for name in titles if titles[name] == title]
+        if len(names) > 1:
+            problems.append(f"{' and '.join(names)} share the title {title!r}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_skip_link_is_the_first_tab_stop_and_moves_to_main(site, console_tab):  # noqa: F811
+    problems = []
+    # Not the sign-in with an error: its message is announced, and the focus stays put.
+    for name in (name for name in CONSOLE_PAGES if name != "sign-in-error"):
+        page = open_console(console_tab, site, name, WIDE)
+        page.keyboard.press("Tab")
+        if not focused(page, "a[href='#main']"):
+            problems.append(f"{name}: the first Tab stop is {focus_path(page)}")
+            continue
+        page.keyboard.press("Enter")
+        if not focused(page, "main#main"):
+            problems.append(f"{name}: the skip link left the focus on {focus_path(page)}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_control_shows_a_focus_ring_of_3_to_1(site, console_tab, width):  # noqa: F811
+    problems = []
+    for name in ("sign-in", "dashboard", "upload-preview", "profile"):
+        page = open_console(console_tab, site, name, width)
+        problems += focus_problems(page, f"{name} ({width} px)")
+    assert not problems, "\n".join(problems)
