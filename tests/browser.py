@@ -358,8 +358,27 @@ def open_upload_preview(page, site, lang):
     return _send(page, CONSOLE_SUBMIT)
 
 
-# Name -> (status, opener), as PAGES. Attendee search and a message's compose and preview are
-# still to be added (see tests/test_browser_console.py).
+def open_registration(page, site, lang):
+    """A seat holder's own console page, reached from the session's list as an organiser
+    would."""
+    _goto(page, site.at(f"/admin/events/{site.full_slug}", lang))
+    with page.expect_navigation() as navigation:
+        page.click("a[href^='/admin/registrations/']")
+    return navigation.value.status
+
+
+def open_message_preview(page, site, lang):
+    """A message to a session's seat holders and waiting list, in both languages, previewed."""
+    _goto(page, site.at(f"/admin/events/{site.full_slug}/messages/new", lang))
+    page.check("input[name=audience][value=both]")
+    page.fill("#subject_en", "Slides for Thursday")
+    page.fill("#text_en", "Hello,\n\nThe slides are at https://example.org/slides.\n\nSee you!")
+    page.fill("#subject_ja", "木曜日の資料")
+    page.fill("#text_ja", "資料はこちらです: https://example.org/slides")
+    return _send(page, CONSOLE_SUBMIT)
+
+
+# Name -> (status, opener), as PAGES.
 CONSOLE_PAGES = {
     "sign-in": (200, _opens(lambda site: "/admin/login")),
     "sign-in-error": (401, open_sign_in_error),
@@ -372,6 +391,11 @@ CONSOLE_PAGES = {
     "upload-preview": (200, open_upload_preview),
     "profile": (200, _opens(lambda site: "/admin/profile")),
     "audit-log": (200, _opens(lambda site: "/admin/audit")),
+    "attendee-search": (200, _opens(lambda site: "/admin/attendees?q=example")),
+    "registration": (200, open_registration),
+    "add-attendee": (200, _opens(lambda site: f"/admin/events/{site.open_slug}/attendees/new")),
+    "compose-message": (200, _opens(lambda site: f"/admin/events/{site.full_slug}/messages/new")),
+    "message-preview": (200, open_message_preview),
 }
 SIGNED_OUT_PAGES = frozenset({"sign-in", "sign-in-error"})
 

@@ -1,11 +1,7 @@
 """The organiser console in Chromium, on a desktop and a phone: no axe-core violation (WCAG 2.2
 AA tags), the page never scrolls sideways at 375 px (a wide table scrolls inside its own named,
 focusable region), one h1 and a title of its own, the skip link first and a visible focus. One
-server and one browser for the module, on SQLite and on PostgreSQL.
-
-To be added to CONSOLE_PAGES in tests/browser.py once their branches are merged, one line each:
-attendee search (/admin/attendees?q=...) and composing and previewing a message
-(/admin/events/<slug>/messages/new)."""
+server and one browser for the module, on SQLite and on PostgreSQL."""
 
 import pytest
 
@@ -26,7 +22,7 @@ from tests.browser import (
 
 WIDE, PHONE = WIDTHS
 # The pages whose tables are wider than a phone: the region around them must scroll.
-WIDE_TABLES = ("dashboard", "session", "upload-preview", "audit-log")
+WIDE_TABLES = ("dashboard", "session", "upload-preview", "audit-log", "attendee-search")
 
 
 def open_console(console_tab, site, name: str, width: int):  # noqa: F811
