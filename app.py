@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 
 from extensions import babel, csrf, db, describe_database_error, engine_options, limiter, migrate
-from settings import SETTING_NAMES, ConfigError, load_settings
+from settings import CONTENT_SECURITY_POLICY, SETTING_NAMES, ConfigError, load_settings
 
 
 class PrintableConverter(BaseConverter):
@@ -111,11 +111,7 @@ def create_app(test_config=None):
 
 
 def _security_headers(response):
-    response.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
-    )
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")

@@ -134,6 +134,13 @@ def _imap_settings(env, get) -> dict:
     return settings
 
 
+# Every page's Content-Security-Policy (app.py sets it): nothing inline, nothing from elsewhere.
+# The console's message preview widens only its style-src (organisers/messages.py).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+
+
 def load_settings(env, instance_path):
     """Read every setting from a mapping of environment strings; raise ConfigError on a bad one."""
     get = lambda name, default="": (env.get(name) or default).strip()  # noqa: E731

@@ -39,6 +39,7 @@ from organisers.clock import console_time
 from registration import times
 from registration.lookup import event_or_404
 from registration.models import Event, Language
+from settings import CONTENT_SECURITY_POLICY
 
 bp = Blueprint("organiser_messages", __name__, url_prefix="/admin")
 
@@ -261,12 +262,6 @@ def preview_policy(policy: str, samples: list[Sample]) -> str:
                      else d for d in directives)
 
 
-# The app's policy (app.py) for every page: the preview widens only its style-src.
-CONSOLE_POLICY = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
-
-
 def counts_line(recipients: int, english: int, japanese: int, skipped: int) -> str:
     """"N recipients: A will get it in English, B in Japanese; C skipped (…)"."""
     line = ngettext("%(num)d recipient", "%(num)d recipients", recipients)
@@ -299,7 +294,7 @@ def preview_message(slug):
         counts=counts_line(len(found.recipients), len(groups[Language.EN]),
                            len(groups[Language.JA]), len(found.undeliverable)),
         zone_name=g.organiser.timezone))
-    response.headers["Content-Security-Policy"] = preview_policy(CONSOLE_POLICY, samples)
+    response.headers["Content-Security-Policy"] = preview_policy(CONTENT_SECURITY_POLICY, samples)
     return response
 
 
