@@ -27,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.support import dispatch_process  # noqa: E402
 from bench.support.databases import database_url, postgres_admin, quiet  # noqa: E402
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -45,10 +46,13 @@ class _CountingHandler:
 
     def __init__(self):
         self.counts = Counter()
+        self.first_at = None  # epoch s of the first message since the last reset
 
     async def handle_DATA(self, server, session, envelope):
         from tests.smtp_servers import message_id_of
 
+        if self.first_at is None:
+            self.first_at = time.time()
         self.counts[message_id_of(envelope.original_content)] += 1
         return "250 2.0.0 Ok"
 
@@ -66,8 +70,11 @@ def _sink_process(port, connection):
             # Counter mutation happens on the server's loop thread; a copy is good enough here
             # because we only ask once the senders have finished.
             connection.send(Counter(handler.counts))
+        elif command == "first":
+            connection.send(handler.first_at)
         elif command == "reset":
             handler.counts.clear()
+            handler.first_at = None
             connection.send("ok")
         else:
             controller.stop()
@@ -153,7 +160,9 @@ def prepare(url, workdir, sink_port, count):
         ends_at = {event_id: e["ends_at"] for event_id, e in zip(event_ids, events, strict=True)}
         registrations = []
         for n in range(count):
-            person = type("Person", (), {})()
+            # A transient Registration only to carry the link's nonce and digest (tokens.py
+            # picks the link's purpose by the holder's type).
+            person = Registration()
             tokens.issue_token(person)
             registrations.append({
                 "event_id": event_ids[n % EVENTS], "status": "confirmed",
@@ -360,6 +369,8 @@ def main(argv=None):
                         help="dispatcher process counts to run")
     parser.add_argument("--mark-batch", type=int, nargs="+", default=[1, 20],
                         help="DISPATCH_MARK_BATCH values to run")
+    parser.add_argument("--process-messages", type=int, default=3_000,
+                        help="messages for the whole-process runs (flask dispatch, floor); 0 skips")
     parser.add_argument("--idle-rows", type=int, default=1_000_000)
     parser.add_argument("--ticks", type=int, default=200)
     parser.add_argument("--admin-url", default=os.environ.get("BENCH_ADMIN_URL",
@@ -386,6 +397,7 @@ def main(argv=None):
                 targets.append(("postgresql", database_url(options.admin_url, pg_name)))
 
         rows = []
+        process_rows = []
         base_rate = None
         for database, url in targets:
             prepare(url, workdir, sink.port, options.messages)
@@ -412,6 +424,19 @@ def main(argv=None):
                           f"{rate:>7,.0f} messages/s  {rate / base_rate:>5.2f}× baseline  "
                           f"delivered {sum(counts.values())}, distinct {len(counts)}, "
                           f"statuses {left}", flush=True)
+            if options.process_messages:
+                # The whole `flask dispatch` process, start-up included, against a whole floor
+                # process sending one of the same messages as many times; one after the other.
+                count = min(options.process_messages, options.messages)
+                reset(url, workdir, sink.port)
+                config = _config(url, workdir, sink.port)
+                dispatch_process.leave_due(config, count)
+                floor_mail = prebuilt(url, workdir, sink.port)[1]  # an English confirmation
+                floor_run = dispatch_process.floor(floor_mail, count, sink, workdir)
+                ours_run = dispatch_process.flask_dispatch(config, NOW, sink)
+                process_rows.append((database, ours_run, floor_run))
+                print(f"  {database:<11} whole flask dispatch: {ours_run.rate:,.0f} messages/s; "
+                      f"floor process: {floor_run.rate:,.0f} messages/s", flush=True)
 
         print()
         print(f"{'database':<12}{'mark batch':>10}{'workers':>8}{'messages/s':>12}"
@@ -429,6 +454,9 @@ def main(argv=None):
             if 1 in by_workers and 4 in by_workers:
                 aims.append(f"4 workers faster than 1 {_aim(by_workers[4] > by_workers[1])}")
             print(f"aims, {database}, mark batch {mark_batch}: {'; '.join(aims)}")
+        if process_rows:
+            dispatch_process.print_runs(process_rows, min(options.process_messages,
+                                                          options.messages), AIM_RATIO)
 
         pg_url = next((url for database, url in targets if database == "postgresql"), None)
         if pg_url and options.idle_rows:
