@@ -47,12 +47,16 @@ class _CountingHandler:
     def __init__(self):
         self.counts = Counter()
         self.first_at = None  # epoch s of the first message since the last reset
+        self.arrivals = {}  # recipient: epoch s of the first message to it (bench/latency.py)
 
     async def handle_DATA(self, server, session, envelope):
         from tests.smtp_servers import message_id_of
 
+        arrived = time.time()
         if self.first_at is None:
-            self.first_at = time.time()
+            self.first_at = arrived
+        for recipient in envelope.rcpt_tos:
+            self.arrivals.setdefault(recipient, arrived)
         self.counts[message_id_of(envelope.original_content)] += 1
         return "250 2.0.0 Ok"
 
@@ -72,9 +76,12 @@ def _sink_process(port, connection):
             connection.send(Counter(handler.counts))
         elif command == "first":
             connection.send(handler.first_at)
+        elif command == "arrivals":
+            connection.send(dict(handler.arrivals))
         elif command == "reset":
             handler.counts.clear()
             handler.first_at = None
+            handler.arrivals.clear()
             connection.send("ok")
         else:
             controller.stop()
