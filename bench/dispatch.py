@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.support import dispatch_process  # noqa: E402
 from bench.support.databases import database_url, postgres_admin, quiet  # noqa: E402
+from bench.support.sink import Sink  # noqa: E402
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SECRET_KEY = "bench-secret-key-" + uuid.uuid4().hex
@@ -39,87 +39,12 @@ AIM_RATIO = 0.5
 AIM_IDLE_MS = 5.0
 
 
-# -- the sink: aiosmtpd in its own process --------------------------------------------------------
-
-class _CountingHandler:
-    """Accepts everything and counts Message-IDs; nothing else, to stay out of the way."""
-
-    def __init__(self):
-        self.counts = Counter()
-        self.first_at = None  # epoch s of the first message since the last reset
-        self.arrivals = {}  # recipient: epoch s of the first message to it (bench/latency.py)
-
-    async def handle_DATA(self, server, session, envelope):
-        from tests.smtp_servers import message_id_of
-
-        arrived = time.time()
-        if self.first_at is None:
-            self.first_at = arrived
-        for recipient in envelope.rcpt_tos:
-            self.arrivals.setdefault(recipient, arrived)
-        self.counts[message_id_of(envelope.original_content)] += 1
-        return "250 2.0.0 Ok"
-
-
-def _sink_process(port, connection):
-    from aiosmtpd.controller import Controller
-
-    handler = _CountingHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    connection.send("ready")
-    while True:
-        command = connection.recv()
-        if command == "counts":
-            # Counter mutation happens on the server's loop thread; a copy is good enough here
-            # because we only ask once the senders have finished.
-            connection.send(Counter(handler.counts))
-        elif command == "first":
-            connection.send(handler.first_at)
-        elif command == "arrivals":
-            connection.send(dict(handler.arrivals))
-        elif command == "reset":
-            handler.counts.clear()
-            handler.first_at = None
-            handler.arrivals.clear()
-            connection.send("ok")
-        else:
-            controller.stop()
-            connection.send("stopped")
-            return
-
-
-class Sink:
-    """The sink process and the pipe to ask it what it got."""
-
-    def __init__(self, context):
-        from tests.smtp_servers import free_port
-
-        self.port = free_port()
-        self.connection, child = context.Pipe()
-        self.process = context.Process(target=_sink_process, args=(self.port, child),
-                                       daemon=True)
-
-    def start(self):
-        self.process.start()
-        assert self.connection.recv() == "ready"
-        return self
-
-    def ask(self, command):
-        self.connection.send(command)
-        return self.connection.recv()
-
-    def stop(self):
-        if self.process.is_alive():
-            self.ask("stop")
-            self.process.join(10)
-
-
 # -- databases and data ---------------------------------------------------------------------------
 
 
 
-def _config(url, workdir, sink_port, mark_batch=1):
+def settings_for(url, workdir, sink_port, mark_batch=1):
+    """The app's settings (environment strings) for one run against the sink."""
     return {
         "DATABASE_URL": url,
         "SECRET_KEY": SECRET_KEY,
@@ -148,7 +73,7 @@ def prepare(url, workdir, sink_port, count):
     from registration import tokens
     from registration.models import Event, Registration
 
-    app = create_app(_config(url, workdir, sink_port))
+    app = create_app(settings_for(url, workdir, sink_port))
     with app.app_context():
         quiet(flask_migrate.upgrade)
         starts_at = NOW + timedelta(days=30)
@@ -206,7 +131,7 @@ def reset(url, workdir, sink_port):
     from extensions import db
     from notifications.models import Message
 
-    app = create_app(_config(url, workdir, sink_port))
+    app = create_app(settings_for(url, workdir, sink_port))
     with app.app_context():
         db.session.execute(sa.update(Message).values(
             status="pending", sent_at=None, attempts=0, last_attempt_at=None, last_reply=None,
@@ -227,7 +152,7 @@ def statuses(url, workdir, sink_port):
     from extensions import db
     from notifications.models import Message
 
-    app = create_app(_config(url, workdir, sink_port))
+    app = create_app(settings_for(url, workdir, sink_port))
     with app.app_context():
         counts = dict(db.session.execute(
             sa.select(Message.status, sa.func.count()).group_by(Message.status)).all())
@@ -245,7 +170,7 @@ def prebuilt(url, workdir, sink_port):
     from notifications.mail import build_message
     from notifications.models import Message
 
-    app = create_app(_config(url, workdir, sink_port))
+    app = create_app(settings_for(url, workdir, sink_port))
     with app.app_context():
         messages = db.session.scalars(
             sa.select(Message).options(joinedload(Message.registration),
@@ -315,7 +240,7 @@ def idle_tick(url, workdir, sink_port, rows, ticks):
     from notifications.claims import skip_expired
     from notifications.dispatcher import dispatch
 
-    app = create_app(_config(url, workdir, sink_port))
+    app = create_app(settings_for(url, workdir, sink_port))
     with app.app_context():
         # Nothing due but the future rows below.
         db.session.execute(sa.text("UPDATE messages SET status = 'sent' WHERE status = 'pending'"))
@@ -421,7 +346,7 @@ def main(argv=None):
                 for workers in options.workers:
                     reset(url, workdir, sink.port)
                     sink.ask("reset")
-                    config = _config(url, workdir, sink.port, mark_batch)
+                    config = settings_for(url, workdir, sink.port, mark_batch)
                     rate, sent, not_sent = run_dispatchers(context, config, workers)
                     counts = sink.ask("counts")
                     left = statuses(url, workdir, sink.port)
@@ -437,7 +362,7 @@ def main(argv=None):
                 # process sending one of the same messages as many times; one after the other.
                 count = min(options.process_messages, options.messages)
                 reset(url, workdir, sink.port)
-                config = _config(url, workdir, sink.port)
+                config = settings_for(url, workdir, sink.port)
                 dispatch_process.leave_due(config, count)
                 floor_run = dispatch_process.floor(floor_mail, count, sink, workdir)
                 ours_run = dispatch_process.flask_dispatch(config, NOW, sink)

@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 
-from bench.dispatch import Sink  # noqa: E402
 from bench.support.databases import quiet  # noqa: E402
 from bench.support.signup_report import percentile  # noqa: E402
+from bench.support.sink import Sink  # noqa: E402
 from tests.servers import GunicornServer  # noqa: E402
 
 SLUG = "bench-latency"

@@ -24,7 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.dispatch import NOW, Sink, _config, prepare  # noqa: E402
+from bench.dispatch import NOW, prepare, settings_for  # noqa: E402
+from bench.support.sink import Sink  # noqa: E402
 
 AIM_MB = 150.0
 TARGET = 100_000
@@ -105,7 +106,7 @@ def main(argv=None):
     try:
         url = f"sqlite:///{workdir / 'bench.sqlite3'}"
         prepare(url, workdir, sink.port, options.messages)
-        config = _config(url, workdir, sink.port)
+        config = settings_for(url, workdir, sink.port)
         del config["DISPATCH_MARK_BATCH"]  # the worker's default
         make_due_now(config)
         samples, returncode, stderr = watch(config, sink, options.messages, options.timeout)
