@@ -14,7 +14,7 @@ import html
 import os
 import secrets
 
-from flask import Flask, abort, g, redirect, request, session
+from flask import Flask, abort, redirect, request, session
 from signup_app import FIELDS, connect
 
 TABLE = "flask_floor_signups"
@@ -70,24 +70,14 @@ def create_app():
     insert = (f"INSERT INTO {TABLE} (event_slug, {', '.join(FIELDS)}) VALUES "
               f"({', '.join([placeholder] * (len(FIELDS) + 1))})")
 
-    pg = []  # this worker process's PostgreSQL connection, opened on first use
+    held = []  # this worker process's one connection, opened on first use (after the fork)
 
     def database():
-        # One connection per request, as Flask's tutorial does; opening a SQLite file is cheap,
-        # and on PostgreSQL ours keeps a pool, so the floor keeps one per worker process.
-        if is_sqlite:
-            if "db" not in g:
-                g.db = connect(url)
-            return g.db
-        if not pg or pg[0].closed:
-            pg[:] = [connect(url)]
-        return pg[0]
-
-    @app.teardown_appcontext
-    def close(exc):
-        connection = g.pop("db", None)
-        if connection is not None:
-            connection.close()
+        # Ours keeps a pool on both databases, so the floor keeps one connection per worker
+        # process rather than opening one per request as Flask's tutorial does.
+        if not held or (not is_sqlite and held[0].closed):
+            held[:] = [connect(url)]
+        return held[0]
 
     @app.get("/healthz")
     def healthz():
@@ -113,7 +103,11 @@ def create_app():
             if is_sqlite:
                 # As the app does: a write transaction that takes the lock at BEGIN.
                 connection.execute("BEGIN IMMEDIATE")
-                connection.execute(insert, (slug, *values))
+                try:
+                    connection.execute(insert, (slug, *values))
+                except BaseException:
+                    connection.execute("ROLLBACK")  # the connection outlives the request
+                    raise
                 connection.execute("COMMIT")
             else:
                 connection.execute(insert, (slug, *values))  # autocommit: one transaction
