@@ -21,13 +21,14 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.support import dispatch_process  # noqa: E402
 from bench.support.databases import database_url, postgres_admin, quiet  # noqa: E402
+from bench.support.sink import Sink  # noqa: E402
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SECRET_KEY = "bench-secret-key-" + uuid.uuid4().hex
@@ -38,74 +39,12 @@ AIM_RATIO = 0.5
 AIM_IDLE_MS = 5.0
 
 
-# -- the sink: aiosmtpd in its own process --------------------------------------------------------
-
-class _CountingHandler:
-    """Accepts everything and counts Message-IDs; nothing else, to stay out of the way."""
-
-    def __init__(self):
-        self.counts = Counter()
-
-    async def handle_DATA(self, server, session, envelope):
-        from tests.smtp_servers import message_id_of
-
-        self.counts[message_id_of(envelope.original_content)] += 1
-        return "250 2.0.0 Ok"
-
-
-def _sink_process(port, connection):
-    from aiosmtpd.controller import Controller
-
-    handler = _CountingHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    connection.send("ready")
-    while True:
-        command = connection.recv()
-        if command == "counts":
-            # Counter mutation happens on the server's loop thread; a copy is good enough here
-            # because we only ask once the senders have finished.
-            connection.send(Counter(handler.counts))
-        elif command == "reset":
-            handler.counts.clear()
-            connection.send("ok")
-        else:
-            controller.stop()
-            connection.send("stopped")
-            return
-
-
-class Sink:
-    """The sink process and the pipe to ask it what it got."""
-
-    def __init__(self, context):
-        from tests.smtp_servers import free_port
-
-        self.port = free_port()
-        self.connection, child = context.Pipe()
-        self.process = context.Process(target=_sink_process, args=(self.port, child),
-                                       daemon=True)
-
-    def start(self):
-        self.process.start()
-        assert self.connection.recv() == "ready"
-        return self
-
-    def ask(self, command):
-        self.connection.send(command)
-        return self.connection.recv()
-
-    def stop(self):
-        if self.process.is_alive():
-            self.ask("stop")
-            self.process.join(10)
-
-
 # -- databases and data ---------------------------------------------------------------------------
 
 
 
-def _config(url, workdir, sink_port, mark_batch=1):
+def settings_for(url, workdir, sink_port, mark_batch=1):
+    """The app's settings (environment strings) for one run against the sink."""
     return {
         "DATABASE_URL": url,
         "SECRET_KEY": SECRET_KEY,
@@ -134,7 +73,7 @@ def prepare(url, workdir, sink_port, count):
     from registration import tokens
     from registration.models import Event, Registration
 
-    app = create_app(_config(url, workdir, sink_port))
+    app = create_app(settings_for(url, workdir, sink_port))
     with app.app_context():
         quiet(flask_migrate.upgrade)
         starts_at = NOW + timedelta(days=30)
@@ -153,7 +92,9 @@ def prepare(url, workdir, sink_port, count):
         ends_at = {event_id: e["ends_at"] for event_id, e in zip(event_ids, events, strict=True)}
         registrations = []
         for n in range(count):
-            person = type("Person", (), {})()
+            # A transient Registration only to carry the link's nonce and digest (tokens.py
+            # picks the link's purpose by the holder's type).
+            person = Registration()
             tokens.issue_token(person)
             registrations.append({
                 "event_id": event_ids[n % EVENTS], "status": "confirmed",
@@ -190,7 +131,7 @@ def reset(url, workdir, sink_port):
     from extensions import db
     from notifications.models import Message
 
-    app = create_app(_config(url, workdir, sink_port))
+    app = create_app(settings_for(url, workdir, sink_port))
     with app.app_context():
         db.session.execute(sa.update(Message).values(
             status="pending", sent_at=None, attempts=0, last_attempt_at=None, last_reply=None,
@@ -211,7 +152,7 @@ def statuses(url, workdir, sink_port):
     from extensions import db
     from notifications.models import Message
 
-    app = create_app(_config(url, workdir, sink_port))
+    app = create_app(settings_for(url, workdir, sink_port))
     with app.app_context():
         counts = dict(db.session.execute(
             sa.select(Message.status, sa.func.count()).group_by(Message.status)).all())
@@ -229,7 +170,7 @@ def prebuilt(url, workdir, sink_port):
     from notifications.mail import build_message
     from notifications.models import Message
 
-    app = create_app(_config(url, workdir, sink_port))
+    app = create_app(settings_for(url, workdir, sink_port))
     with app.app_context():
         messages = db.session.scalars(
             sa.select(Message).options(joinedload(Message.registration),
@@ -299,7 +240,7 @@ def idle_tick(url, workdir, sink_port, rows, ticks):
     from notifications.claims import skip_expired
     from notifications.dispatcher import dispatch
 
-    app = create_app(_config(url, workdir, sink_port))
+    app = create_app(settings_for(url, workdir, sink_port))
     with app.app_context():
         # Nothing due but the future rows below.
         db.session.execute(sa.text("UPDATE messages SET status = 'sent' WHERE status = 'pending'"))
@@ -360,6 +301,8 @@ def main(argv=None):
                         help="dispatcher process counts to run")
     parser.add_argument("--mark-batch", type=int, nargs="+", default=[1, 20],
                         help="DISPATCH_MARK_BATCH values to run")
+    parser.add_argument("--process-messages", type=int, default=3_000,
+                        help="messages for the whole-process runs (flask dispatch, floor); 0 skips")
     parser.add_argument("--idle-rows", type=int, default=1_000_000)
     parser.add_argument("--ticks", type=int, default=200)
     parser.add_argument("--admin-url", default=os.environ.get("BENCH_ADMIN_URL",
@@ -386,11 +329,13 @@ def main(argv=None):
                 targets.append(("postgresql", database_url(options.admin_url, pg_name)))
 
         rows = []
+        process_rows = []
         base_rate = None
         for database, url in targets:
             prepare(url, workdir, sink.port, options.messages)
             if base_rate is None:
                 mails = prebuilt(url, workdir, sink.port)
+                floor_mail = mails[1]  # an English confirmation with invite, built once
                 sink.ask("reset")
                 base_rate = baseline(mails, sink.port)
                 counts = sink.ask("counts")
@@ -401,7 +346,7 @@ def main(argv=None):
                 for workers in options.workers:
                     reset(url, workdir, sink.port)
                     sink.ask("reset")
-                    config = _config(url, workdir, sink.port, mark_batch)
+                    config = settings_for(url, workdir, sink.port, mark_batch)
                     rate, sent, not_sent = run_dispatchers(context, config, workers)
                     counts = sink.ask("counts")
                     left = statuses(url, workdir, sink.port)
@@ -412,6 +357,18 @@ def main(argv=None):
                           f"{rate:>7,.0f} messages/s  {rate / base_rate:>5.2f}× baseline  "
                           f"delivered {sum(counts.values())}, distinct {len(counts)}, "
                           f"statuses {left}", flush=True)
+            if options.process_messages:
+                # The whole `flask dispatch` process, start-up included, against a whole floor
+                # process sending one of the same messages as many times; one after the other.
+                count = min(options.process_messages, options.messages)
+                reset(url, workdir, sink.port)
+                config = settings_for(url, workdir, sink.port)
+                dispatch_process.leave_due(config, count)
+                floor_run = dispatch_process.floor(floor_mail, count, sink, workdir)
+                ours_run = dispatch_process.flask_dispatch(config, NOW, sink)
+                process_rows.append((database, ours_run, floor_run))
+                print(f"  {database:<11} whole flask dispatch: {ours_run.rate:,.0f} messages/s; "
+                      f"floor process: {floor_run.rate:,.0f} messages/s", flush=True)
 
         print()
         print(f"{'database':<12}{'mark batch':>10}{'workers':>8}{'messages/s':>12}"
@@ -429,6 +386,9 @@ def main(argv=None):
             if 1 in by_workers and 4 in by_workers:
                 aims.append(f"4 workers faster than 1 {_aim(by_workers[4] > by_workers[1])}")
             print(f"aims, {database}, mark batch {mark_batch}: {'; '.join(aims)}")
+        if process_rows:
+            dispatch_process.print_runs(process_rows, min(options.process_messages,
+                                                          options.messages), AIM_RATIO)
 
         pg_url = next((url for database, url in targets if database == "postgresql"), None)
         if pg_url and options.idle_rows:

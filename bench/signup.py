@@ -1,11 +1,14 @@
-"""Sign-ups per second and latency over real HTTP, ours against a bare WSGI baseline in one run.
+"""Sign-ups per second and latency over real HTTP, ours against a Flask floor and a bare WSGI
+baseline in one run.
 
 Each database (SQLite, and PostgreSQL when the local server answers) gets a fresh migrated
-database, our app and the baseline (bench/baseline/signup_app.py) under the same gunicorn
-settings, and the same load: concurrent browsers that GET the form and POST it with their cookie
-and CSRF token, each with a new address. Ours runs twice: the session's own form, then the form
-for several sessions with 5 per sign-up (GET /signup?event=…, POST /signup). Prints a table with
-the aims beside the figures; a missed aim is reported, never a failure.
+database, our app, the Flask floor (bench/baseline/flask_floor.py: Flask's session cookie, one
+INSERT into a table of its own in our database) and the bare WSGI baseline
+(bench/baseline/signup_app.py) under the same gunicorn settings, and the same load: concurrent
+browsers that GET the form and POST it with their cookie and CSRF token, each with a new address.
+Ours runs twice: the session's own form, then the form for several sessions with 5 per sign-up
+(GET /signup?event=…, POST /signup). Prints a table with the aims beside the figures; a missed
+aim is reported, never a failure.
 
     .venv/bin/python bench/signup.py [--duration 10] [--clients 50] [--workers 4]
 """
@@ -30,11 +33,13 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE_DIR = ROOT / "bench" / "baseline"
 sys.path[:0] = [str(ROOT), str(BASELINE_DIR)]
+import flask_floor  # noqa: E402
 import signup_app as baseline  # noqa: E402
 
 from bench.support.databases import database_url, postgres_admin, quiet  # noqa: E402
 from bench.support.signup_report import (  # noqa: E402
     BASELINE,
+    FLOOR,
     SEVERAL,
     SINGLE,
     print_report,
@@ -320,12 +325,18 @@ def main(argv=None):
         for database, our_url, baseline_url in targets:
             count_ours = _prepare_our_database(our_url, workdir)
             baseline.create_schema(baseline_url)
+            flask_floor.create_schema(our_url)
             env = {"SECRET_KEY": SECRET_KEY, "SCHEDULER": "off", "RATELIMIT_ENABLED": "false",
                    "MAIL_BACKEND": "file", "MAIL_OUTBOX_DIR": str(workdir / "outbox")}
             print(f"running {database}: baseline …", flush=True)
             results.append(run(database, BASELINE, "signup_app:create_app()",
                                {**env, "DATABASE_URL": baseline_url}, options, workdir,
                                lambda url=baseline_url: baseline.count_signups(url),
+                               pythonpath=BASELINE_DIR))
+            print(f"running {database}: Flask floor …", flush=True)
+            results.append(run(database, FLOOR, "flask_floor:create_app()",
+                               {**env, "DATABASE_URL": our_url}, options, workdir,
+                               lambda url=our_url: flask_floor.count_signups(url),
                                pythonpath=BASELINE_DIR))
             print(f"running {database}: ours …", flush=True)
             results.append(run(database, SINGLE, "app:create_app()",

@@ -3,7 +3,7 @@ beside the figures (a missed aim is reported, never a failure)."""
 
 AIM_RATIO = 0.5
 AIM_P99_MS = 150.0
-SINGLE, SEVERAL, BASELINE = "ours", "ours ×5", "baseline"
+SINGLE, SEVERAL, FLOOR, BASELINE = "ours", "ours ×5", "floor", "baseline"
 
 
 def percentile(values, fraction):
@@ -59,10 +59,12 @@ def print_report(results):
         runs = {r.app: r for r in results if r.database == database}
         for result in runs.values():
             _row(result)
-        if {SINGLE, BASELINE} <= runs.keys() and runs[BASELINE].rate:
-            ratio = runs[SINGLE].rate / runs[BASELINE].rate
-            _ratio_row(database, "ours/base", runs[SINGLE], runs[BASELINE],
+        if {SINGLE, FLOOR} <= runs.keys() and runs[FLOOR].rate:
+            ratio = runs[SINGLE].rate / runs[FLOOR].rate
+            _ratio_row(database, "ours/floor", runs[SINGLE], runs[FLOOR],
                        f"  aim: ratio ≥ {AIM_RATIO} {_aim(ratio >= AIM_RATIO)}")
+        if {SINGLE, BASELINE} <= runs.keys() and runs[BASELINE].rate:
+            _ratio_row(database, "ours/base", runs[SINGLE], runs[BASELINE])
         if {SINGLE, SEVERAL} <= runs.keys() and runs[SINGLE].rate:
             _ratio_row(database, "×5/ours", runs[SEVERAL], runs[SINGLE])
         print()
@@ -73,10 +75,13 @@ def print_report(results):
             print(f"  {result.database}/{result.app}: {result.acknowledged} sign-ups answered "
                   f"303 but {result.stored} registrations stored "
                   f"({result.sessions} per sign-up expected)")
-    print("ours/base: ours ÷ baseline sign-ups/s; under CPU, baseline ÷ ours CPU per sign-up.")
+    print("floor: a minimal Flask app, same exchange (token in Flask's session cookie, one INSERT, "
+          "303), same database; baseline: the same without Flask (bare WSGI).")
+    print("ours/floor, ours/base: ours ÷ floor (baseline) sign-ups/s; under CPU, floor "
+          "(baseline) ÷ ours CPU per sign-up.")
     print("ours ×5: one sign-up is one submission of the form for 5 sessions (GET /signup, "
           "POST /signup), storing 5 registrations and queuing 5 emails;")
     print("×5/ours: its sign-ups/s ÷ the single session's; under CPU, single ÷ ×5 CPU per "
           "sign-up.")
-    print(f"Aims for ours: sign-ups/s ≥ {AIM_RATIO} × baseline, POST p99 < {AIM_P99_MS:g} ms, "
-          "zero errors; a missed aim is reported, not a failure.")
+    print(f"Aims for ours: sign-ups/s ≥ {AIM_RATIO} × the Flask floor, "
+          f"POST p99 < {AIM_P99_MS:g} ms, zero errors; a missed aim is reported, not a failure.")
