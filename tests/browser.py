@@ -497,6 +497,54 @@ def focus_path(page) -> str:
             + (href ? '[href=' + href.slice(0, 60) + ']' : ''); }""")
 
 
+def _each_page(names, open_one, check) -> list[str]:
+    # open_one(name) leaves the page loaded and returns it (AssertionError: a wrong status);
+    # check(name, page) returns what is wrong there, if anything.
+    problems = []
+    for name in names:
+        try:
+            page = open_one(name)
+        except AssertionError as exc:
+            problems.append(str(exc))
+            continue
+        problems += check(name, page)
+    return problems
+
+
+def heading_and_title_problems(names, open_one) -> list[str]:
+    """What breaks "one h1 and a title of its own" among these pages, each opened by
+    open_one(name)."""
+    titles = {}
+
+    def check(name, page):
+        titles[name] = page.title()
+        headings = page.locator("h1").all_inner_texts()
+        return [] if len(headings) == 1 else [f"{name} has {len(headings)} h1: {headings}"]
+
+    problems = _each_page(names, open_one, check)
+    for title in set(titles.values()):
+        sharing = [name for name in titles if titles[name] == title]
+        if len(sharing) > 1:
+            problems.append(f"{' and '.join(sharing)} share the title {title!r}")
+    return problems
+
+
+def skip_link_problems(names, open_one) -> list[str]:
+    """The pages where the first Tab stop is not the skip link, or the link leaves the focus
+    elsewhere than on <main>."""
+
+    def check(name, page):
+        page.keyboard.press("Tab")
+        if not focused(page, "a[href='#main']"):
+            return [f"{name}: the first Tab stop is {focus_path(page)}"]
+        page.keyboard.press("Enter")
+        if not focused(page, "main#main"):
+            return [f"{name}: the skip link left the focus on {focus_path(page)}"]
+        return []
+
+    return _each_page(names, open_one, check)
+
+
 def rgba(css: str) -> tuple[float, float, float, float]:
     """A computed colour (Chromium gives rgb() or rgba()) as 0-255 channels and an alpha."""
     match = re.search(r"rgba?\(([^)]*)\)", css)

@@ -12,11 +12,11 @@ from tests.browser import (
     browser,  # noqa: F401  (fixture)
     console_tab,  # noqa: F401  (fixture)
     describe_violations,
-    focus_path,
     focus_problems,
-    focused,
+    heading_and_title_problems,
     open_page,
     site,  # noqa: F401  (fixture)
+    skip_link_problems,
     widest,
 )
 
@@ -69,36 +69,16 @@ def test_a_wide_table_scrolls_in_its_own_region_by_keyboard(site, console_tab, n
 
 
 def test_every_console_page_has_one_h1_and_a_title_of_its_own(site, console_tab):  # noqa: F811
-    titles, problems = {}, []
-    for name in CONSOLE_PAGES:
-        try:
-            page = open_console(console_tab, site, name, WIDE)
-        except AssertionError as exc:
-            problems.append(str(exc))
-            continue
-        headings = page.locator("h1").all_inner_texts()
-        if len(headings) != 1:
-            problems.append(f"{name} has {len(headings)} h1: {headings}")
-        titles[name] = page.title()
-    for title in set(titles.values()):
-        names = [name for name in titles if titles[name] == title]
-        if len(names) > 1:
-            problems.append(f"{' and '.join(names)} share the title {title!r}")
+    problems = heading_and_title_problems(
+        CONSOLE_PAGES, lambda name: open_console(console_tab, site, name, WIDE))
     assert not problems, "\n".join(problems)
 
 
 def test_the_skip_link_is_the_first_tab_stop_and_moves_to_main(site, console_tab):  # noqa: F811
-    problems = []
     # Not the sign-in with an error: its message is announced, and the focus stays put.
-    for name in (name for name in CONSOLE_PAGES if name != "sign-in-error"):
-        page = open_console(console_tab, site, name, WIDE)
-        page.keyboard.press("Tab")
-        if not focused(page, "a[href='#main']"):
-            problems.append(f"{name}: the first Tab stop is {focus_path(page)}")
-            continue
-        page.keyboard.press("Enter")
-        if not focused(page, "main#main"):
-            problems.append(f"{name}: the skip link left the focus on {focus_path(page)}")
+    problems = skip_link_problems(
+        [name for name in CONSOLE_PAGES if name != "sign-in-error"],
+        lambda name: open_console(console_tab, site, name, WIDE))
     assert not problems, "\n".join(problems)
 
 

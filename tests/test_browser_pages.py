@@ -12,6 +12,7 @@ from tests.browser import (
     axe_violations,
     browser,  # noqa: F401  (fixture)
     describe_violations,
+    heading_and_title_problems,
     new_page,
     open_page,
     site,  # noqa: F401  (fixture)
@@ -63,21 +64,8 @@ def test_the_console_dashboard_does_not_scroll_sideways_at_320_px(site, browser)
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_every_page_has_one_h1_and_a_title_of_its_own(site, tab, lang):  # noqa: F811
     page = tab(WIDTHS[0])
-    titles, problems = {}, []
-    for name in PAGES:
-        try:
-            open_page(page, site, name, lang)
-        except AssertionError as exc:
-            problems.append(str(exc))
-            continue
-        headings = page.locator("h1").all_inner_texts()
-        if len(headings) != 1:
-            problems.append(f"{name} has {len(headings)} h1: {headings}")
-        titles[name] = page.title()
-    for title in set(titles.values()):
-        names = [name for name in titles if titles[name] == title]
-        if len(names) > 1:
-            problems.append(f"{' and '.join(names)} share the title {title!r}")
+    problems = heading_and_title_problems(
+        PAGES, lambda name: (open_page(page, site, name, lang), page)[1])
     assert not problems, "\n".join(problems)
 
 

@@ -23,6 +23,7 @@ from tests.browser import (
     new_page,
     open_page,
     site,  # noqa: F401  (fixture)
+    skip_link_problems,
     tab,  # noqa: F401  (fixture)
 )
 from tests.conftest import ATTENDEE
@@ -175,21 +176,10 @@ def test_the_language_switch_keeps_the_page(site, page, name):  # noqa: F811
 
 
 def test_the_skip_link_is_the_first_tab_stop_and_moves_to_main(site, page):  # noqa: F811
-    problems = []
     # Not the forms with errors: their error summary takes the focus when it loads.
-    for name in (name for name in PAGES if not name.endswith("errors")):
-        try:
-            open_page(page, site, name, "en")
-        except AssertionError as exc:
-            problems.append(str(exc))
-            continue
-        page.keyboard.press("Tab")
-        if not focused(page, "a[href='#main']"):
-            problems.append(f"{name}: the first Tab stop is {focus_path(page)}")
-            continue
-        page.keyboard.press("Enter")
-        if not focused(page, "main#main"):
-            problems.append(f"{name}: the skip link left the focus on {focus_path(page)}")
+    problems = skip_link_problems(
+        [name for name in PAGES if not name.endswith("errors")],
+        lambda name: (open_page(page, site, name, "en"), page)[1])
     assert not problems, "\n".join(problems)
 
 

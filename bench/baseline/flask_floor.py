@@ -15,26 +15,9 @@ import os
 import secrets
 
 from flask import Flask, abort, redirect, request, session
-from signup_app import FIELDS, connect
+from signup_app import FIELDS, PAGE, connect
 
 TABLE = "flask_floor_signups"
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign up</title></head><body>
-<h1>Sign up for {slug}</h1>
-<form method="post" action="/events/{slug}/register">
-<input id="csrf_token" name="csrf_token" type="hidden" value="{token}">
-<label>Full name <input name="name" required></label>
-<label>Email <input name="email" type="email" required></label>
-<label>Organisation <input name="organisation" required></label>
-<select name="affiliation"><option value="local_government">Local government</option></select>
-<select name="country"><option value="JP">Japan</option></select>
-<input type="hidden" name="timezone" value="UTC">
-<select name="language"><option value="en">English</option></select>
-<input name="website" value="">
-<label><input type="checkbox" name="consent" value="y" required> I accept</label>
-<button type="submit">Sign up</button>
-</form></body></html>
-"""
 
 
 def create_schema(url):
