@@ -42,7 +42,6 @@ AIM_IDLE_MS = 5.0
 # -- databases and data ---------------------------------------------------------------------------
 
 
-
 def settings_for(url, workdir, sink_port, mark_batch=1):
     """The app's settings (environment strings) for one run against the sink."""
     return {
@@ -412,10 +411,6 @@ def main(argv=None):
         shutil.rmtree(workdir, ignore_errors=True)
     print("Aims are reported, never enforced: a missed aim does not fail the build.")
     return 0
-
-
-
-
 
 
 if __name__ == "__main__":

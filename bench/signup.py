@@ -249,7 +249,6 @@ def run(database, app, app_spec, env, options, workdir, count_stored, pythonpath
 # -- databases -----------------------------------------------------------------------------------
 
 
-
 def _prepare_our_database(url, workdir):
     """Migrate a fresh database and add the sessions, without a seat limit: one for the
     single form, five for the form for several."""

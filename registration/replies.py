@@ -18,7 +18,6 @@ from registration.models import Registration, Rsvp
 log = logging.getLogger(__name__)
 
 
-
 def act_on(raw: bytes, now: datetime) -> str:
     """Act on one email from the mailbox, in a transaction of its own, committed; what it was."""
     message = inbox.parse(raw)
