@@ -6,10 +6,8 @@ dkimpy signs and verifies; the cryptography package reads the key and writes its
 import base64
 import re
 
-import dkim
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+# dkimpy and cryptography are imported where a key is read or a message signed: a process that
+# signs nothing (no key set, or a command that sends no mail) never loads them.
 
 # Signed when present (dkimpy signs only the listed headers a message has). From must be one.
 SIGNED_HEADERS = (b"From", b"To", b"Subject", b"Date", b"Message-ID", b"Reply-To",
@@ -25,6 +23,10 @@ TXT_STRING = 255
 def read_key(path: str) -> bytes:
     """The PEM private key at `path`, checked to be one dkimpy can sign with; ValueError with a
     one-line reason otherwise."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     try:
         with open(path, "rb") as f:
             key = f.read()
@@ -75,6 +77,8 @@ def _wire_domain(address: str) -> str:
 
 def sign(data: bytes, key: bytes, selector: str, domain: str) -> bytes:
     """The message with its DKIM-Signature header put first: rsa-sha256, relaxed/relaxed."""
+    import dkim
+
     signature = dkim.sign(data, selector.encode("ascii"), domain.encode("ascii"), key,
                           include_headers=list(SIGNED_HEADERS), canonicalize=CANONICALIZE,
                           linesep=b"\r\n")
@@ -91,6 +95,8 @@ def sign_for(data: bytes, config) -> bytes:
 
 def public_key_der(key: bytes) -> bytes:
     """The SubjectPublicKeyInfo (DER) of a PEM RSA private key, as DKIM's p= tag carries it."""
+    from cryptography.hazmat.primitives import serialization
+
     return serialization.load_pem_private_key(key, password=None).public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 

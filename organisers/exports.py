@@ -31,7 +31,6 @@ from registration import times
 from registration.export import attendees_csv
 from registration.lookup import event_or_404
 from registration.models import Event, Registration, RegistrationStatus
-from registration.workbook import XLSX_MIMETYPE, attendees_xlsx
 
 bp = Blueprint("organiser_exports", __name__, url_prefix="/admin")
 
@@ -84,6 +83,10 @@ def _csv_download(event: Event | None) -> Response:
 
 
 def _xlsx_download(event: Event | None) -> Response:
+    # openpyxl is imported when a workbook is asked for, not by every process that builds the
+    # app (a `flask dispatch` has no use for it).
+    from registration.workbook import XLSX_MIMETYPE, attendees_xlsx
+
     status = _status_filter()
     filename = _filename(event, status, "xlsx")
     # A workbook is only readable once complete: built into a temporary file, then sent.
