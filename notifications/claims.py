@@ -51,6 +51,10 @@ def skip_reason(message: Message, now: datetime) -> str | None:
     registration, event = message.registration, message.event
     if now >= message.expires_at:
         return "expired"
+    if registration.person is not None and registration.person.is_undeliverable:
+        # The address bounced for good: nothing goes to it, the link to all the person's
+        # sessions neither, until the mark is cleared (a row queued since, or held meanwhile).
+        return BOUNCED
     if message.kind == MessageKind.MY_LINK:
         # About the person, not the session: it goes whatever became of the registration it
         # was queued with, as long as the person (and their link) still exists.
@@ -67,8 +71,6 @@ def skip_reason(message: Message, now: datetime) -> str | None:
         # cancellation keeps its address (see planner.forget_recipients).
         if registration.anonymised_at is not None:
             return "personal data deleted"
-    if registration.person is not None and registration.person.is_undeliverable:
-        return BOUNCED  # the address bounced for good; a row queued since, or held meanwhile
     if message.kind in UNSUBSCRIBABLE_KINDS and registration.unsubscribed_at is not None:
         return "unsubscribed"  # a row a dispatcher held as the link was used
     if message.kind in SEAT_ONLY_KINDS and registration.status != RegistrationStatus.CONFIRMED:

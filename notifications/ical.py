@@ -18,8 +18,8 @@ METHODS = (REQUEST, CANCEL)
 
 
 def replies_are_read(config) -> bool:
-    """Whether attendees' calendar replies (accept, decline) are read: only then does a REQUEST
-    ask for one (RSVP=TRUE). No mailbox is read yet, so none is asked for."""
+    """Whether attendees' calendar replies (accept, decline) are read, from the mailbox
+    IMAP_HOST names: only then does a REQUEST ask for one (RSVP=TRUE)."""
     return bool(config.get("IMAP_HOST"))
 
 

@@ -39,6 +39,7 @@ from organisers.clock import console_time
 from registration import times
 from registration.lookup import event_or_404
 from registration.models import Event, Language
+from registration.text import first_control
 from settings import CONTENT_SECURITY_POLICY
 
 bp = Blueprint("organiser_messages", __name__, url_prefix="/admin")
@@ -46,8 +47,8 @@ bp = Blueprint("organiser_messages", __name__, url_prefix="/admin")
 FIELDS = ("audience", "subject_en", "text_en", "subject_ja", "text_ja", "when", "send_at",
           "draft_key")
 _DRAFT_KEY = re.compile(r"[0-9a-f]{32}")
-# Characters a text may hold besides printable ones: its line breaks and tabs.
-_TEXT_CONTROLS = frozenset("\n\r\t")
+# The controls a message's text may hold: its line breaks and tabs.
+_TEXT_CONTROLS = "\n\r\t"
 
 
 @dataclass
@@ -79,7 +80,7 @@ def _subject_error(subject: str, required: bool) -> str | None:
     if has_line_break(subject):
         # A line break in a header would start a header of the reader's choosing.
         return _("The subject must be one line, without line breaks.")
-    if any(not ch.isprintable() for ch in subject):
+    if first_control(subject) is not None:
         return _("The subject holds a control character; please type it again.")
     if len(subject) > SUBJECT_MAX:
         return _("The subject may have at most %(max)d characters; it has %(count)d.",
@@ -90,7 +91,7 @@ def _subject_error(subject: str, required: bool) -> str | None:
 def _text_error(text: str, required: bool) -> str | None:
     if not text.strip():
         return _("Write the message.") if required else None
-    if any(not ch.isprintable() and ch not in _TEXT_CONTROLS for ch in text):
+    if first_control(text, allowed=_TEXT_CONTROLS) is not None:
         return _("The message holds a control character; please type it again.")
     if len(text) > TEXT_MAX:
         return _("The message may have at most %(max)d characters; it has %(count)d.",

@@ -168,3 +168,16 @@ def test_formula_like_values_are_text_cells_and_the_file_holds_no_formula(app):
     xml = sheet_xml(data)
     assert not re.search(r"<f[\s>/]", xml)
     assert "=SUM(A1:A2)" in xml  # the value is there, as text
+
+
+def test_the_calendar_answer_is_the_last_column_as_in_the_csv(app):
+    event = tokyo_session()
+    answered = services.sign_up(event, applicant(1), NOW)
+    services.sign_up(event, applicant(2), NOW + timedelta(minutes=1))
+    answered.rsvp = "declined"
+    db.session.commit()
+
+    headings, rows = sheet_rows(workbook(event))
+
+    assert headings[-1] == "Calendar answer"
+    assert [row["Calendar answer"].value for row in rows] == ["declined", None]

@@ -432,3 +432,20 @@ def test_sending_the_same_preview_twice_queues_it_once(admin, event):
     # Another preview of the same words is another message, queued on its own.
     post(admin, SEND)
     assert len(announcement_rows()) == 6
+
+
+def test_japanese_spacing_is_text_not_a_control_character(app, admin, event):
+    # The ideographic space (U+3000) and a no-break space are not printable to Python's
+    # str.isprintable(), yet they are ordinary characters of a Japanese or French sentence.
+    subject, text = "木曜日\u3000資料のご案内", "皆さま\u3000こんにちは。\n\n資料\u00a0: https://example.org/s"
+
+    response = post(admin, SEND, subject_ja=subject, text_ja=text)
+
+    assert response.status_code == 303, response.get_data(as_text=True)
+    dispatch(NOW)
+    aiko = next(m for m in sent_mail(app) if m[0] == "aiko@example.org")
+    assert aiko[1] == subject and "皆さま\u3000こんにちは。" in aiko[2]
+    # A real control character in either is still refused, nothing queued.
+    for field, value in (("subject_ja", "資料\u202e"), ("text_ja", "資料\x07")):
+        assert post(admin, SEND, **{"subject_ja": "s", "text_ja": "t", field: value}
+                    ).status_code == 422

@@ -154,9 +154,15 @@ def test_a_permanent_bounce_stops_every_email_to_the_address_until_they_sign_up_
     # An email queued after the mark (the session moved) is not sent either.
     planner.queue_update(aiko, NOW, changed=["time"], old_starts_at=event.starts_at,
                          old_ends_at=event.ends_at)
+    # So is the link to all the person's sessions, asked for after the bounce.
+    planner.queue_my_link(aiko, NOW)
     db.session.commit()
     summary = dispatch(NOW)
-    assert (summary.sent, summary.skipped) == (0, 1)
+    assert (summary.sent, summary.skipped) == (0, 2)
+    late = db.session.scalars(sa.select(Message).where(
+        Message.kind.in_((MessageKind.UPDATE, MessageKind.MY_LINK)))).all()
+    assert {(m.kind, m.status, m.skip_reason) for m in late} == {
+        ("update", "skipped", "bounced"), ("my_link", "skipped", "bounced")}
     assert replies.act_on(raw, NOW) == "duplicate"
     # Signing up again with the address lifts the mark.
     services.sign_up(event, services.Applicant(
