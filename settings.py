@@ -92,16 +92,23 @@ def _secret_key(raw, base_url_is_https, instance_path):
     return key_file.read_text().strip()
 
 
+def _refuse_password_in_clear(service: str, host: str, security: str) -> None:
+    """A login without TLS sends the password as readable text to whoever is on the path; only
+    a server on this very host (nothing on the path) may take it that way."""
+    if security == "none" and not _is_loopback(host):
+        raise ConfigError(
+            f"{service}_SECURITY=none would send {service}_USERNAME's password in plain text to "
+            f"{host}: "
+            f"set {service}_SECURITY to ssl or starttls (a login without TLS is allowed only to "
+            f"a loopback {service}_HOST)")
+
+
 def _imap_settings(env, get) -> dict:
     """The mailbox read over IMAP; IMAP_HOST empty means none is read."""
     security = _choice("IMAP_SECURITY", get("IMAP_SECURITY", "ssl"), ("ssl", "starttls", "none"))
     host = get("IMAP_HOST")
-    # A password without TLS is readable by whoever is on the path: only this very host may
-    # take it that way (as for SMTP).
-    if host and security == "none" and not _is_loopback(host):
-        raise ConfigError(
-            f"IMAP_SECURITY=none would send the IMAP password in plain text to {host}: set "
-            "IMAP_SECURITY to ssl or starttls (none is allowed only to a loopback IMAP_HOST)")
+    if host:
+        _refuse_password_in_clear("IMAP", host, security)
     ca_file = get("IMAP_CA_FILE")
     if ca_file and not Path(ca_file).is_file():
         raise ConfigError(f"IMAP_CA_FILE {ca_file!r} is not a readable file")
@@ -257,15 +264,8 @@ def load_settings(env, instance_path):
     # at half the lease, so the lease must outlast that by far or another worker re-sends.
     if settings["CLAIM_LEASE_SECONDS"] < 6 * settings["SMTP_TIMEOUT_SECONDS"]:
         raise ConfigError("CLAIM_LEASE_SECONDS must be at least 6 × SMTP_TIMEOUT_SECONDS")
-    # A login without TLS sends the password as readable text to whoever is on the path; only a
-    # relay on this very host (nothing on the path) may take it that way.
-    if (settings["SMTP_USERNAME"] and settings["SMTP_SECURITY"] == "none"
-            and not _is_loopback(settings["SMTP_HOST"])):
-        raise ConfigError(
-            "SMTP_USERNAME is set but SMTP_SECURITY=none would send the password in plain text "
-            f"to {settings['SMTP_HOST']}: set SMTP_SECURITY to starttls or ssl (a login without "
-            "TLS is allowed only to a loopback SMTP_HOST)"
-        )
+    if settings["SMTP_USERNAME"]:
+        _refuse_password_in_clear("SMTP", settings["SMTP_HOST"], settings["SMTP_SECURITY"])
     if not re.fullmatch(r"scrypt(:\d+:\d+:\d+)?|pbkdf2:sha256(:\d+)?",
                         settings["PASSWORD_HASH_METHOD"]):
         raise ConfigError("PASSWORD_HASH_METHOD must be like scrypt:131072:8:1")

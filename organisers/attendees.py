@@ -6,25 +6,17 @@ commits once."""
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 
 from extensions import db
 from organisers import auth, roster
 from organisers.forms import AttendeeForm, CancelForm, PromoteForm
-from organisers.timeline import KIND_LABELS, RSVP_LABELS
+from organisers.timeline import KIND_LABELS, RSVP_LABELS, STATUS_LABELS
 from registration import people, places, services, times
 from registration.forms import country_name
 from registration.lookup import event_or_404
-from registration.models import Registration, RegistrationStatus
+from registration.models import Registration
 
 bp = Blueprint("organiser_attendees", __name__, url_prefix="/admin")
-
-STATUS_LABELS = {
-    RegistrationStatus.CONFIRMED: _l("confirmed"),
-    RegistrationStatus.WAITLISTED: _l("waiting"),
-    RegistrationStatus.CANCELLED: _l("cancelled"),
-}
-
 
 @bp.context_processor
 def _helpers():

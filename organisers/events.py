@@ -25,7 +25,7 @@ from organisers.clock import organiser_zone
 from organisers.editing import EditRefused
 from organisers.forms import DuplicateForm, EventForm
 from organisers.programme_upload import PreviewStale, UploadRefused
-from organisers.timeline import KIND_LABELS, RSVP_LABELS, event_overview
+from organisers.timeline import KIND_LABELS, RSVP_LABELS, STATUS_LABELS, event_overview
 from organisers.uploads import upload_limit
 from registration import programme, programme_export, times
 from registration.forms import country_name
@@ -43,7 +43,7 @@ _DATETIME_LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)
 def _helpers():
     return {"input_type": _input_type, "kind_label": KIND_LABELS.get,
             "zone_choices": _zone_choices, "country_name": country_name, "is_zone": is_zone,
-            "rsvp_labels": RSVP_LABELS}
+            "rsvp_labels": RSVP_LABELS, "status_label": STATUS_LABELS.get}
 
 
 @lru_cache(maxsize=1)

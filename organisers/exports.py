@@ -15,7 +15,6 @@ from flask import (
     stream_with_context,
 )
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 
 from extensions import db, read_only, writes_on_get
 from notifications.models import Message, MessageKind, MessageStatus
@@ -26,6 +25,7 @@ from organisers.attendance import (
     read_attendance_report,
     record_attendance,
 )
+from organisers.timeline import STATUS_LABELS
 from organisers.uploads import upload_limit
 from registration import times
 from registration.export import attendees_csv
@@ -35,12 +35,6 @@ from registration.models import Event, Registration, RegistrationStatus
 bp = Blueprint("organiser_exports", __name__, url_prefix="/admin")
 
 SHOWN_UNREGISTERED = 10
-STATUS_LABELS = {
-    RegistrationStatus.CONFIRMED: _l("Confirmed"),
-    RegistrationStatus.WAITLISTED: _l("Waitlisted"),
-    RegistrationStatus.CANCELLED: _l("Cancelled"),
-}
-
 
 # -- exports ------------------------------------------------------------------------------------
 

@@ -8,13 +8,13 @@ from babel.dates import format_datetime
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
+from organisers.clock import LANGUAGE, MOMENT_PATTERN, TIME_PATTERN
 from organisers.forms import COLUMN_LABELS, EventForm
 from registration.programme import FieldChange, PlannedChange
 from registration.times import zone, zone_words
 
 # A description is told apart by its start; the whole of it is in the file.
 SHOWN_CHARS = 80
-MOMENT = "EEE d MMM y, HH:mm"
 CHOICE_LABELS = {name: dict(choices) for name, choices in EventForm.CHOICES.items()}
 
 
@@ -37,18 +37,19 @@ def _times(change: FieldChange, old_zone: str, new_zone: str) -> tuple[str, str]
     old_local = change.old.astimezone(zone(old_zone))
     new_local = change.new.astimezone(zone(new_zone))
     same_zone = old_zone == new_zone
-    old_text = _moment(change.old, old_zone, MOMENT)
+    old_text = _moment(change.old, old_zone, MOMENT_PATTERN)
     same_day = same_zone and old_local.date() == new_local.date()
-    new_text = _moment(change.new, new_zone, "HH:mm" if same_day else MOMENT)
-    new_text = _("%(when)s %(zone)s", when=new_text, zone=zone_words(change.new, new_zone, "en"))
+    new_text = _moment(change.new, new_zone, TIME_PATTERN if same_day else MOMENT_PATTERN)
+    new_text = _("%(when)s %(zone)s", when=new_text,
+                 zone=zone_words(change.new, new_zone, LANGUAGE))
     if not same_zone:
         old_text = _("%(when)s %(zone)s", when=old_text,
-                     zone=zone_words(change.old, old_zone, "en"))
+                     zone=zone_words(change.old, old_zone, LANGUAGE))
     return old_text, new_text
 
 
 def _moment(moment: datetime, zone_name: str, pattern: str) -> str:
-    return format_datetime(moment, pattern, tzinfo=zone(zone_name), locale="en")
+    return format_datetime(moment, pattern, tzinfo=zone(zone_name), locale=LANGUAGE)
 
 
 def _value(name: str, value: Any) -> str:

@@ -17,6 +17,13 @@ from registration.models import Event, Registration, RegistrationStatus, Rsvp
 # batches (a reminder, an update, a follow-up), grouped by the moment they were due.
 PERSONAL_KINDS = (MessageKind.CONFIRMATION, MessageKind.WAITLISTED, MessageKind.PROMOTION,
                   MessageKind.CANCELLATION, MessageKind.MY_LINK)
+# A registration's status, as the console's lists say it.
+STATUS_LABELS = {
+    RegistrationStatus.CONFIRMED: _l("confirmed"),
+    RegistrationStatus.WAITLISTED: _l("waiting"),
+    RegistrationStatus.CANCELLED: _l("cancelled"),
+}
+
 # The answer an attendee's calendar sent (registration.replies).
 RSVP_LABELS = {
     Rsvp.ACCEPTED: _l("accepted"),
