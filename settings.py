@@ -183,6 +183,9 @@ def load_settings(env, instance_path):
         ),
         "SMTP_TIMEOUT_SECONDS": _int("SMTP_TIMEOUT_SECONDS", get("SMTP_TIMEOUT_SECONDS", "30"),
                                      1, 600),
+        # SMTP conversations one dispatcher holds at once (one thread each), 1 for none beside
+        # its own thread; a relay may limit connections per client, hence the cap.
+        "SMTP_CONNECTIONS": _int("SMTP_CONNECTIONS", get("SMTP_CONNECTIONS", "4"), 1, 32),
         "MAIL_FROM": _email("MAIL_FROM", get("MAIL_FROM", "forum@example.org")),
         "MAIL_FROM_NAME": get("MAIL_FROM_NAME", "Forum Sign-up"),
         # MAIL FROM (the Return-Path): where bounces go. Set explicitly, it wins; else the mailbox
@@ -296,7 +299,8 @@ def load_settings(env, instance_path):
 SETTING_NAMES = {
     "SECRET_KEY", "DATABASE_URL", "BASE_URL", "MAIL_BACKEND", "MAIL_OUTBOX_DIR", "SMTP_HOST",
     "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_SECURITY", "SMTP_TIMEOUT_SECONDS",
-    "MAIL_FROM", "MAIL_FROM_NAME", "ORGANISER_EMAIL", "SCHEDULER", "DISPATCH_INTERVAL_SECONDS",
+    "SMTP_CONNECTIONS", "MAIL_FROM", "MAIL_FROM_NAME", "ORGANISER_EMAIL", "SCHEDULER",
+    "DISPATCH_INTERVAL_SECONDS",
     "DISPATCH_BATCH_SIZE", "DISPATCH_MARK_BATCH", "CLAIM_LEASE_SECONDS", "RATELIMIT_ENABLED",
     "RATELIMIT_STORAGE_URI",
     "RATELIMIT_SIGNUP_PER_IP", "RATELIMIT_SIGNUP_PER_EMAIL", "RATELIMIT_MY_LINK_PER_IP",

@@ -59,6 +59,9 @@ def base_config(database_url: str, tmp_path) -> dict:
         "MAIL_BACKEND": "file",
         "MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
         "MAIL_FROM": "forum@example.org",
+        # One SMTP conversation at a time, so that a test can follow messages in order; the
+        # pool's own tests (test_notifications_pool.py) open several.
+        "SMTP_CONNECTIONS": "1",
         "ORGANISER_EMAIL": "organisers@example.org",
         "SCHEDULER": "off",
         "RATELIMIT_ENABLED": "false",

@@ -10,6 +10,7 @@ def test_defaults_make_a_working_app(tmp_path, monkeypatch):
     app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "SCHEDULER": "off"})
     assert app.config["MAIL_BACKEND"] == "file"
     assert app.config["SECRET_KEY"]
+    assert app.config["SMTP_CONNECTIONS"] == 4
 
 
 @pytest.mark.parametrize(
@@ -26,6 +27,9 @@ def test_defaults_make_a_working_app(tmp_path, monkeypatch):
         ("PROGRAMME_MAX_ROWS", "lots", "PROGRAMME_MAX_ROWS"),
         ("DATABASE_CONNECT_TIMEOUT_SECONDS", "1", "DATABASE_CONNECT_TIMEOUT_SECONDS"),
         ("DATABASE_STATEMENT_TIMEOUT_SECONDS", "soon", "DATABASE_STATEMENT_TIMEOUT_SECONDS"),
+        ("SMTP_CONNECTIONS", "0", "SMTP_CONNECTIONS must be between 1 and 32"),
+        ("SMTP_CONNECTIONS", "abc", "SMTP_CONNECTIONS must be a whole number"),
+        ("SMTP_CONNECTIONS", "100", "SMTP_CONNECTIONS must be between 1 and 32"),
     ],
 )
 def test_malformed_setting_stops_start_up_naming_it(tmp_path, name, value, words):

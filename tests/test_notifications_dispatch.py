@@ -485,7 +485,9 @@ def test_a_dispatcher_whose_claim_was_taken_over_does_not_send(app, smtp):
     assert dispatch(NOW).claimed == 0
 
 
-def test_two_concurrent_dispatchers_never_send_one_message_twice(app, smtp):
+@pytest.mark.parametrize("connections", [1, 4])
+def test_two_concurrent_dispatchers_never_send_one_message_twice(app, smtp, connections):
+    app.config["SMTP_CONNECTIONS"] = connections
     event = make_event()
     messages = [signed_up(event, email=f"person{n}@example.org") for n in range(40)]
     db.session.remove()

@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from extensions import db
 from notifications import planner
 from notifications.claims import LAST_TRY_BEFORE_EXPIRY, retry_at, skip_expired
-from notifications.dispatcher import ATTEMPT_LOG_LIMIT, dispatch
+from notifications.dispatcher import dispatch
 from notifications.models import Message
+from notifications.outcomes import ATTEMPT_LOG_LIMIT
 from tests.conftest import NOW, database_time, make_event, make_registration, row, signed_up
 from tests.smtp_servers import SMTPServer
 
