@@ -2,11 +2,13 @@
 
 A local aiosmtpd sink runs in a process of its own (so it shares no GIL with the senders) and
 counts what it gets by Message-ID. The baseline sends pre-built bytes of the same messages over
-one smtplib connection to that sink. Then 1 and 4 dispatcher processes send the same number of
-due confirmations with invites, on SQLite and on PostgreSQL (a database made for the run and
-dropped after it). Last, with a million future messages in PostgreSQL, the median time of a
-dispatch tick that finds nothing due, and the plan of its claim statement. Aims are printed
-beside the figures; a missed aim is reported, never a failure.
+one smtplib connection to that sink. Then 1 and 4 dispatcher processes (SMTP_CONNECTIONS=4
+each) send the same number of due confirmations with invites, on SQLite and on PostgreSQL (a
+database made for the run and dropped after it), and a whole `flask dispatch` process, with
+SMTP_CONNECTIONS=4 and =1, runs against a whole floor process. Last, with a million future
+messages in PostgreSQL, the median time of a dispatch tick that finds nothing due, and the plan
+of its claim statement (bench/support/idle_tick.py). Aims are printed beside the figures; a
+missed aim is reported, never a failure.
 
     .venv/bin/python bench/dispatch.py [--messages 10000] [--mark-batch 1 10] [--only sqlite]
 """
@@ -16,7 +18,6 @@ import multiprocessing
 import os
 import shutil
 import smtplib
-import statistics
 import sys
 import tempfile
 import time
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.support import dispatch_process  # noqa: E402
 from bench.support.databases import database_url, postgres_admin, quiet  # noqa: E402
+from bench.support.idle_tick import idle_tick  # noqa: E402
 from bench.support.sink import Sink  # noqa: E402
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -37,12 +39,14 @@ NOW = datetime(2025, 6, 20, 9, 0, tzinfo=UTC)
 EVENTS = 20
 AIM_RATIO = 0.5
 AIM_IDLE_MS = 5.0
+# SMTP connections per dispatcher: the default, and one as before the pool.
+POOL = 4
 
 
 # -- databases and data ---------------------------------------------------------------------------
 
 
-def settings_for(url, workdir, sink_port, mark_batch=1):
+def settings_for(url, workdir, sink_port, mark_batch=1, connections=POOL):
     """The app's settings (environment strings) for one run against the sink."""
     return {
         "DATABASE_URL": url,
@@ -58,6 +62,7 @@ def settings_for(url, workdir, sink_port, mark_batch=1):
         "RATELIMIT_ENABLED": "false",
         # Until app.py reads it from the environment, it reaches app.config as given here.
         "DISPATCH_MARK_BATCH": str(mark_batch),
+        "SMTP_CONNECTIONS": str(connections),
     }
 
 
@@ -229,63 +234,6 @@ def run_dispatchers(context, config, workers):
     return sent / seconds, sent, not_sent
 
 
-def idle_tick(url, workdir, sink_port, rows, ticks):
-    """With `rows` future messages: the plans of the claim and of housekeeping, and the median
-    ms of an idle tick."""
-    import sqlalchemy as sa
-
-    from app import create_app
-    from extensions import db
-    from notifications.claims import skip_expired
-    from notifications.dispatcher import dispatch
-
-    app = create_app(settings_for(url, workdir, sink_port))
-    with app.app_context():
-        # Nothing due but the future rows below.
-        db.session.execute(sa.text("UPDATE messages SET status = 'sent' WHERE status = 'pending'"))
-        # One registration carries them all: the tick reads messages only.
-        registration_id, event_id = db.session.execute(
-            sa.text("SELECT id, event_id FROM registrations LIMIT 1")).one()
-        db.session.execute(sa.text(
-            "INSERT INTO messages (registration_id, event_id, kind, status, message_id,"
-            " recipient, created_at, due_at, expires_at, attempts)"
-            " SELECT :registration_id, :event_id, 'reminder', 'pending',"
-            " '<idle-' || g || '@example.org>', 'idle@example.org', :now,"
-            " :due + g * interval '1 second', :due + g * interval '1 second' + interval '1 day',"
-            " 0 FROM generate_series(1, :rows) AS g"),
-            {"registration_id": registration_id, "event_id": event_id,
-             "now": NOW.replace(tzinfo=None), "due": (NOW + timedelta(days=1)).replace(tzinfo=None),
-             "rows": rows})
-        db.session.commit()
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-            c.exec_driver_sql("VACUUM ANALYZE messages")
-        total = db.session.scalar(sa.text("SELECT count(*) FROM messages"))
-
-        statements = []
-
-        def capture(conn, cursor, statement, parameters, context, executemany):
-            statements.append((statement, parameters))
-
-        plans = {}
-        sa.event.listen(db.engine, "before_cursor_execute", capture)
-        for name, tick in (("claim (every tick)", dispatch), ("housekeeping", skip_expired)):
-            statements.clear()
-            tick(NOW)
-            sql, params = next(s for s in statements if s[0].startswith("UPDATE messages"))
-            with db.engine.connect() as c:
-                plans[name] = [row[0] for row in c.exec_driver_sql("EXPLAIN " + sql, params)]
-        sa.event.remove(db.engine, "before_cursor_execute", capture)
-
-        timings = []
-        for _ in range(ticks):
-            started = time.perf_counter()
-            summary = dispatch(NOW)
-            timings.append((time.perf_counter() - started) * 1000)
-            assert summary.claimed == 0
-        db.engine.dispose()
-    return total, plans, statistics.median(timings)
-
-
 # -- the report -----------------------------------------------------------------------------------
 
 def _aim(ok):
@@ -360,14 +308,18 @@ def main(argv=None):
                 # The whole `flask dispatch` process, start-up included, against a whole floor
                 # process sending one of the same messages as many times; one after the other.
                 count = min(options.process_messages, options.messages)
-                reset(url, workdir, sink.port)
-                config = settings_for(url, workdir, sink.port)
-                dispatch_process.leave_due(config, count)
                 floor_run = dispatch_process.floor(floor_mail, count, sink, workdir)
-                ours_run = dispatch_process.flask_dispatch(config, NOW, sink)
-                process_rows.append((database, ours_run, floor_run))
-                print(f"  {database:<11} whole flask dispatch: {ours_run.rate:,.0f} messages/s; "
-                      f"floor process: {floor_run.rate:,.0f} messages/s", flush=True)
+                ours = {}
+                for connections in (POOL, 1):
+                    reset(url, workdir, sink.port)
+                    config = settings_for(url, workdir, sink.port, connections=connections)
+                    dispatch_process.leave_due(config, count)
+                    ours[connections] = dispatch_process.flask_dispatch(config, NOW, sink)
+                process_rows.append((database, ours, floor_run))
+                print(f"  {database:<11} whole flask dispatch: "
+                      + ", ".join(f"{run.rate:,.0f} messages/s with SMTP_CONNECTIONS={n}"
+                                  for n, run in ours.items())
+                      + f"; floor process: {floor_run.rate:,.0f} messages/s", flush=True)
 
         print()
         print(f"{'database':<12}{'mark batch':>10}{'workers':>8}{'messages/s':>12}"
@@ -393,8 +345,8 @@ def main(argv=None):
         if pg_url and options.idle_rows:
             print(f"\nidle tick on PostgreSQL: inserting {options.idle_rows:,} future messages …",
                   flush=True)
-            total, plans, median_ms = idle_tick(pg_url, workdir, sink.port, options.idle_rows,
-                                                options.ticks)
+            total, plans, median_ms = idle_tick(settings_for(pg_url, workdir, sink.port), NOW,
+                                                options.idle_rows, options.ticks)
             for name, plan in plans.items():
                 print(f"EXPLAIN {name} ({total:,} rows in messages):")
                 for line in plan:

@@ -75,18 +75,21 @@ def floor(mail, count, sink, workdir):
 
 
 def print_runs(rows, count, aim_ratio):
-    """One line per database: ours, the floor, the ratio and the aim (reported, never enforced)."""
+    """Per database, one line for each SMTP_CONNECTIONS run: ours, the floor, the ratio and the
+    aim (reported, never enforced)."""
     print()
     print(f"Whole processes, {count:,} confirmations with invites each (wall time from start to "
           "exit; 'first': when the sink got the first message):")
     for database, ours, base in rows:
-        ratio = ours.rate / base.rate
-        print(f"  {database:<11} flask dispatch {ours.rate:>6,.0f} messages/s "
-              f"({ours.seconds:.2f} s,"
-              f" first {ours.first_s:.2f} s)   floor {base.rate:>6,.0f} messages/s "
-              f"({base.seconds:.2f} s, first {base.first_s:.2f} s)   ratio {ratio:.2f}  "
-              f"aim ≥ {aim_ratio}: {'met' if ratio >= aim_ratio else 'missed'}")
-        for name, run in (("flask dispatch", ours), ("floor", base)):
+        for connections, run in ours.items():
+            ratio = run.rate / base.rate
+            print(f"  {database:<11} flask dispatch, SMTP_CONNECTIONS={connections:<2} "
+                  f"{run.rate:>6,.0f} messages/s ({run.seconds:.2f} s, first {run.first_s:.2f} s)"
+                  f"   floor {base.rate:>6,.0f} messages/s ({base.seconds:.2f} s, first "
+                  f"{base.first_s:.2f} s)   ratio {ratio:.2f}  "
+                  f"aim ≥ {aim_ratio}: {'met' if ratio >= aim_ratio else 'missed'}")
+        for name, run in (*((f"flask dispatch ({n})", r) for n, r in ours.items()),
+                          ("floor", base)):
             if run.error or run.delivered != count:
                 print(f"    {name}: delivered {run.delivered} ({run.distinct} distinct) "
                       f"of {count}; {run.error}")
