@@ -3,8 +3,9 @@
 The database decides who sends what: a row is sent only by the dispatcher holding its claim,
 and no transaction stays open while SMTP talks. A crash between the server's 250 and the
 "sent" commit re-sends that message (same Message-ID): the documented at-least-once gap, one
-message wide with one connection, as wide as the messages in flight on SMTP_CONNECTIONS, or up
-to DISPATCH_MARK_BATCH messages when "sent" marks are written in groups.
+message wide with one connection, up to twice SMTP_CONNECTIONS with several (those in flight and
+those whose marks are written together), or DISPATCH_MARK_BATCH more when marks are written in
+larger groups.
 """
 
 import logging
@@ -184,8 +185,10 @@ def _stop(batch: Batch, senders, position: int) -> None:
                  batch.summary.released)
 
 
-def _mark_batch(config) -> int:
-    return max(int(config.get("DISPATCH_MARK_BATCH", 1)), 1)
+def _mark_batch(config, senders) -> int:
+    # With several connections, as many messages may have reached the server unmarked as are
+    # in flight anyway: their marks go together, one statement for as many messages.
+    return max(int(config.get("DISPATCH_MARK_BATCH", 1)), senders.capacity, 1)
 
 
 def dispatch(
@@ -214,9 +217,9 @@ def dispatch(
     # Time is a parameter here, so the lease can't be renewed against the wall clock: stop
     # well inside it (measured on our own stopwatch) before another dispatcher may take over.
     deadline = time.monotonic() + lease.total_seconds() / 2
-    batch = Batch(ids, token, now, worker, _mark_batch(config), summary)
     opened = nullcontext(senders) if senders else open_senders(config)
     with _rows_stay_loaded(), opened as senders:
+        batch = Batch(ids, token, now, worker, _mark_batch(config, senders), summary)
         try:
             _send_all(batch, senders, config, deadline, should_stop)
         except BaseException:
