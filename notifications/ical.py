@@ -107,31 +107,34 @@ def _invite(event, registration, method, sequence, organiser_email, now, *, orga
                          else _("This registration is cancelled."))
 
     email = attendee_email or registration.email
-    calendar, shared = _shared(
+    shared = _shared(
         method, sequence, _utc(now), _utc(event.starts_at), _utc(event.ends_at), event.title,
         "\n\n".join(lines), join_url or event.location or None, join_url, organiser_email,
         _display_name(organiser_name), in_file,
     )
-    # Shallow copies: the shared properties are read, never changed; only these two differ.
-    vevent = shared.copy()
-    vevent.add("uid", registration.ical_uid)
     # A CANCEL asks nothing of the attendee: no RSVP, no PARTSTAT (RFC 5546 3.2.5). A REQUEST
     # asks for a reply only when replies are read (replies_are_read).
     answer = {"rsvp": rsvp, "partstat": "NEEDS-ACTION"} if is_request else {}
-    vevent.add("attendee", vCalAddress.new(
+    person = VEvent()
+    person.add("uid", registration.ical_uid)
+    person.add("attendee", vCalAddress.new(
         email, cn=_display_name(registration.name) or email, role="REQ-PARTICIPANT", **answer))
-    calendar = calendar.copy()
-    calendar.add_component(vevent)
-    return calendar.to_ical()
+    own = {name: person.content_line(name, person[name]).to_ical() for name in _PERSONAL}
+    return b"\r\n".join(own.get(piece, piece) for piece in shared if piece) + b"\r\n"
 
 
-# Everything but UID and ATTENDEE is the same for every attendee of a session in one batch
-# (DTSTAMP is the batch's `now`): those objects are built once and copied per person.
+# UID and ATTENDEE differ per person; everything else is the same for every attendee of a
+# session in one batch (DTSTAMP is the batch's `now`).
+_PERSONAL = ("UID", "ATTENDEE")
+
+
 @functools.lru_cache(maxsize=64)
 def _shared(method, sequence, stamp, start, end, title, description, location, url,
-            organiser_email, organiser_name, in_file) -> tuple[Calendar, VEvent]:
+            organiser_email, organiser_name, in_file) -> tuple:
+    """The invite's calendar as icalendar writes it, folded once: runs of content lines (bytes)
+    with the name of each personal property ("UID", "ATTENDEE") where its line goes."""
     vevent = VEvent.new(
-        uid="",
+        uid="-",
         sequence=sequence,
         stamp=stamp,
         start=start,
@@ -143,8 +146,20 @@ def _shared(method, sequence, stamp, start, end, title, description, location, u
         status="CONFIRMED" if method == "REQUEST" else "CANCELLED",
         organizer=vCalAddress.new(organiser_email, cn=organiser_name),
     )
-    del vevent["UID"]  # each copy gets the attendee's own
-    return _calendar(in_file), vevent
+    vevent.add("attendee", vCalAddress.new("-@example.org"))
+    calendar = _calendar(in_file)
+    calendar.add_component(vevent)
+    # content_lines() writes one line per property_items() entry, in the same order.
+    names = [name for name, _value in calendar.property_items()]
+    lines = [line.to_ical() for line in calendar.content_lines() if line]
+    pieces, run = [], []
+    for name, line in zip(names, lines, strict=True):
+        if name in _PERSONAL:
+            pieces += [b"\r\n".join(run), name]
+            run = []
+        else:
+            run.append(line)
+    return (*pieces, b"\r\n".join(run))
 
 
 # How often a subscribed calendar app should fetch the programme again (RFC 7986's
