@@ -7,9 +7,11 @@ from datetime import datetime, timedelta
 from email.headerregistry import Address as HeaderAddress
 
 from flask import render_template
-from flask_babel import force_locale, ngettext
+from flask_babel import force_locale, get_translations, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from jinja2 import pass_context
+from markupsafe import Markup
 
 from extensions import db
 from notifications import dkim, ical, wire
@@ -184,6 +186,21 @@ def render(message: Message, config, now: datetime,
         return _render(message, config, now, language, announcement)
 
 
+def _gettext_from(translations):
+    """The templates' `gettext` (behind `_()` and `{% trans %}`) reading one catalogue, found
+    once per email instead of once per string. Otherwise as the one Flask-Babel installs, in
+    Jinja's newstyle: the text always %-formatted with the given values, escaped in HTML."""
+
+    @pass_context
+    def gettext(context, string, **variables):
+        text = translations.ugettext(string)
+        if context.eval_ctx.autoescape:
+            text = Markup(text)
+        return text % variables
+
+    return gettext
+
+
 def _render(message: Message, config, now: datetime, language: str,
             announcement: Announcement | None) -> tuple[str, str, str]:
     registration, event = message.registration, message.event
@@ -232,6 +249,8 @@ def _render(message: Message, config, now: datetime, language: str,
         "old_when": old_when,
         "time_changed": "time" in detail.get("changed", ()),
         "changed_words": changed_words(detail.get("changed", ["details"])),
+        # Rendered under force_locale(language): the catalogue is that language's.
+        "gettext": _gettext_from(get_translations()),
     }
     if announcement is not None:
         subject, words = announcement.words(language)
