@@ -210,19 +210,21 @@ def test_a_dispatcher_killed_between_claim_and_send_is_replaced_after_its_lease_
 # --- Several dispatchers -----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("connections", [1, 4])
 def test_four_dispatcher_processes_send_a_thousand_messages_each_exactly_once(
-    app, server, env, processes, tmp_path
+    app, server, env, processes, tmp_path, connections
 ):
     expected = {key for _, key in commit(*queue_confirmations(make_event(), 1000))}
-    # Hold every dispatcher at its first MAIL FROM until all four have claimed a batch, so
-    # they really do run side by side however long each takes to start.
+    # Hold every dispatcher at its first MAIL FROM until all four have claimed a batch and
+    # opened all their connections, so they really do run side by side however long each
+    # takes to start.
     stall = server.handler.stall_at_mail()
+    settings = {**env, "DISPATCH_BATCH_SIZE": "25", "SMTP_CONNECTIONS": str(connections)}
     dispatchers = [
-        processes(["dispatch", "--now", NOW.isoformat()], {**env, "DISPATCH_BATCH_SIZE": "25"},
-                  tmp_path / f"dispatcher{n}")
+        processes(["dispatch", "--now", NOW.isoformat()], settings, tmp_path / f"dispatcher{n}")
         for n in range(4)
     ]
-    wait_for(server.handler.wait_until(lambda: len(server.handler.sessions) == 4,
+    wait_for(server.handler.wait_until(lambda: len(server.handler.sessions) == 4 * connections,
                                        DEADLINE_SECONDS), "four dispatchers to start sending")
     stall.release()
     assert [d.wait(timeout=180) for d in dispatchers] == [0, 0, 0, 0], dispatchers[0].stderr()
