@@ -70,10 +70,8 @@ class Batch:
     """The claimed ids of one dispatch and the outcomes recorded for them.
 
     Every outcome is written only where this dispatcher still holds the claim. "Sent" marks
-    wait until `mark_batch` messages have gone and are then written in one UPDATE, as are the
-    marks of messages that finished together on several connections (the server has accepted
-    them all already: writing them one by one would not narrow the gap a crash leaves); any
-    other outcome, a stop and the end of the batch write the waiting marks first.
+    wait until `mark_batch` messages have gone and are then written in one UPDATE; any other
+    outcome, a stop and the end of the batch write the waiting marks first.
     """
 
     def __init__(self, ids, token, now, worker, mark_batch, summary):
@@ -169,13 +167,16 @@ class Batch:
                  attempt.number, transports.masked(reply) if logged is None else logged)
 
     def record(self, finished) -> None:
-        """Record the outcomes of sent messages: (Attempt, Outcome or SenderRejected) pairs."""
+        """Record the outcomes of sent messages: (Attempt, Outcome or SenderRejected) pairs.
+        A sending thread's unexpected error is raised here once the others are recorded."""
+        error = None
         for attempt, outcome in finished:
             if isinstance(outcome, transports.SenderRejected):
                 self.rejected = self.rejected or outcome
                 self.rejected_ids.append(attempt.message_id)
             elif isinstance(outcome, BaseException):
-                raise outcome
+                # Its message may have reached the server: it keeps its lease.
+                error = error or outcome
             elif outcome.status == transports.SENT:
                 self.sent(attempt, outcome.reply)
             elif outcome.status == transports.PERMANENT:
@@ -184,8 +185,10 @@ class Batch:
                             attempt.kind, transports.masked(outcome.reply))
             else:
                 self.retry(attempt, outcome.status, outcome.reply)
-        if len(self.waiting) >= self.mark_batch:
+        if len(self.waiting) >= self.mark_batch or error is not None:
             self.flush()
+        if error is not None:
+            raise error
 
     def give_back(self, position: int) -> None:
         """Release the claims from this position on and those the server refused us for,
