@@ -216,6 +216,8 @@ def dispatch(
         return summary
     # Time is a parameter here, so the lease can't be renewed against the wall clock: stop
     # well inside it (measured on our own stopwatch) before another dispatcher may take over.
+    # The messages in flight then finish side by side within a few SMTP time-outs, which the
+    # other half of the lease covers (settings.py: at least 6 × SMTP_TIMEOUT_SECONDS).
     deadline = time.monotonic() + lease.total_seconds() / 2
     opened = nullcontext(senders) if senders else open_senders(config)
     with _rows_stay_loaded(), opened as senders:
