@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, has_request_context, request
 from markupsafe import Markup
 
 from registration.language import page_language
@@ -82,12 +82,14 @@ def blank_form(form, default_timezone: str) -> tuple | None:
 
 def fragment(name: str, key, caller) -> Markup:
     """`{% call fragment('name', key) %}…{% endcall %}`: the body rendered once per page
-    language and key, which must hold everything the body reads that may change; a key of
-    None renders the body for this request only."""
+    language, mount point (the addresses url_for writes start with it) and key, which must hold
+    everything else the body reads that may change; a key of None renders the body for this
+    request only."""
     if key is None:
         return Markup(caller())
     cache: FragmentCache = current_app.extensions["fragments"]
-    return cache.get((name, page_language(), key), lambda: Markup(caller()))
+    mount = request.script_root if has_request_context() else ""
+    return cache.get((name, page_language(), mount, key), lambda: Markup(caller()))
 
 
 def init_app(app) -> None:

@@ -147,3 +147,13 @@ def test_the_cache_keeps_at_most_its_size_and_drops_the_least_used(app_with):
         kept = " ".join(app.extensions["fragments"].entries.values())
         assert "Session 5" in kept and "Session 0" not in kept
         assert html(client, "/") == page
+
+
+def test_a_site_mounted_under_a_path_gets_its_own_addresses(app, client, programme):
+    at_root = html(client, "/events/capped")
+    mounted = client.get("/events/capped", base_url="http://localhost/forum")
+    page = TOKEN_RE.sub(r"\1…", mounted.get_data(as_text=True))
+    assert 'href="/forum/privacy"' in page and 'action="/forum/signup"' in page
+    assert 'href="/forum/static/css/site.css"' in page
+    assert 'href="/forum/' not in at_root
+    assert html(client, "/events/capped") == at_root
