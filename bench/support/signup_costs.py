@@ -3,7 +3,8 @@ no gunicorn): the session's page (GET) and the sign-up (POST) through Flask's te
 template's share of the GET (Flask's template signals around render_template), with the
 rendered-once fragments (registration/fragments.py) and without them, the form's (WTForms:
 building and validating SignupForm, its CSRF token included) and email-validator's own. Each
-figure is the median of many runs, in milliseconds per request."""
+figure is the median of many runs, in milliseconds per request; the app with fragments and the
+one without take turns."""
 
 import re
 import statistics
@@ -27,9 +28,10 @@ def _form(token, n, events=()):
         ("website", ""), *(("event", slug) for slug in events)])
 
 
-def _pages(app, form_path, post_path, events, rounds, tag):
-    """Median GET, its template, and POST (ms), for `rounds` new visitors on this app."""
-    rendering = []  # (started, ended) of each render_template
+def _pages(app, form_path, post_path, events, rounds, tag, samples):
+    """GET, its template, and POST (seconds) for `rounds` new visitors on this app, added to
+    samples["get"], ["template"] and ["post"]."""
+    rendering = []  # [started, ended] of each render_template
 
     def before(sender, **extra):
         rendering.append([time.perf_counter(), None])
@@ -37,7 +39,6 @@ def _pages(app, form_path, post_path, events, rounds, tag):
     def after(sender, **extra):
         rendering[-1][1] = time.perf_counter()
 
-    get_s, template_s, post_s = [], [], []
     with (before_render_template.connected_to(before, app),
           template_rendered.connected_to(after, app)):
         for n in range(rounds):
@@ -46,14 +47,13 @@ def _pages(app, form_path, post_path, events, rounds, tag):
             t0 = time.perf_counter()
             page = client.get(form_path)
             t1 = time.perf_counter()
-            template_s.append(sum(ended - started for started, ended in rendering))
+            samples["template"].append(sum(ended - started for started, ended in rendering))
             token = CSRF_RE.search(page.data).group(1).decode()
             response = client.post(post_path, data=_form(token, f"{tag}-{n}", events),
                                    content_type="application/x-www-form-urlencoded")
-            post_s.append(time.perf_counter() - t1)
+            samples["post"].append(time.perf_counter() - t1)
             assert response.status_code == 303, response.status_code
-            get_s.append(t1 - t0)
-    return _median_ms(get_s), _median_ms(template_s), _median_ms(post_s)
+            samples["get"].append(t1 - t0)
 
 
 def _form_and_address(app, slug, rounds):
@@ -81,36 +81,43 @@ def _form_and_address(app, slug, rounds):
     return _median_ms(form_s), _median_ms(address_s)
 
 
-def measure(config, slug, several, rounds=150):
+def measure(config, slug, several, rounds=100, batch=10):
     """[(what, ms per request)] for the single form, the form for several sessions, and the
-    parts; `config` makes an app on the benchmark's database (its sign-ups add to its rows)."""
+    parts; `config` makes an app on the benchmark's database (its sign-ups add to its rows).
+    The apps with fragments and without take turns, `batch` visitors each, so that both see
+    the same load from the rest of the machine."""
     from app import create_app
     from extensions import db
 
-    rows = []
-    for label, size in (("fragments on", None), ("fragments off", 0)):
-        tag = label.replace(" ", "-")  # a new address per sign-up and run
-        settings = dict(config) if size is None else {**config, "FRAGMENT_CACHE_SIZE": size}
-        app = create_app(settings)
-        # No app context around the requests: each request ends its own transaction.
-        get_ms, template_ms, post_ms = _pages(
-            app, f"/events/{slug}", f"/events/{slug}/register", (), rounds, tag)
-        several_get, several_template, several_post = _pages(
-            app, "/signup?" + urlencode([("event", s) for s in several]), "/signup",
-            several, rounds, tag + "-x5")
-        if size is None:
-            form_ms, address_ms = _form_and_address(app, slug, rounds)
-            deliverability = "on" if app.config["EMAIL_CHECK_DELIVERABILITY"] else "off"
-        with app.app_context():
+    apps = {"fragments on": create_app(config),
+            "fragments off": create_app({**config, "FRAGMENT_CACHE_SIZE": 0})}
+    forms = {"": (f"/events/{slug}", f"/events/{slug}/register", ()),
+             " for 5 sessions": ("/signup?" + urlencode([("event", s) for s in several]),
+                                 "/signup", several)}
+    samples = {(label, form): {"get": [], "template": [], "post": []}
+               for label in apps for form in forms}
+    # No app context around the requests: each request ends its own transaction.
+    for start in range(0, rounds, batch):
+        for label, app in apps.items():
+            for form, (form_path, post_path, events) in forms.items():
+                _pages(app, form_path, post_path, events, batch,
+                       f"{label.replace(' ', '-')}{form.replace(' ', '-')}-{start}",
+                       samples[label, form])
+    app = apps["fragments on"]
+    form_ms, address_ms = _form_and_address(app, slug, rounds)
+    deliverability = "on" if app.config["EMAIL_CHECK_DELIVERABILITY"] else "off"
+    for each in apps.values():
+        with each.app_context():
             db.engine.dispose()
-        rows += [(f"GET the form ({label})", get_ms),
-                 (f"  of which the template ({label})", template_ms),
-                 (f"GET the form for 5 sessions ({label})", several_get),
-                 (f"  of which the template ({label})", several_template),
-                 (f"POST a sign-up ({label})", post_ms),
-                 (f"POST a sign-up for 5 sessions ({label})", several_post)]
-    rows += [("  WTForms: build and validate SignupForm (CSRF, address included)", form_ms),
-             (f"  email-validator: one address, deliverability check {deliverability}",
+    rows = []
+    for form in forms:
+        for kind, what in (("get", f"GET the form{form}"),
+                           ("template", "  of which the template"),
+                           ("post", f"POST a sign-up{form}")):
+            rows += [(f"{what} ({label})", _median_ms(samples[label, form][kind]))
+                     for label in apps]
+    rows += [("WTForms: build and validate SignupForm (CSRF, address included)", form_ms),
+             (f"email-validator: one address, deliverability check {deliverability}",
               address_ms)]
     return rows
 
