@@ -25,9 +25,9 @@ from registration.models import Event
 LIVE_COLUMNS = frozenset({"confirmed_count"})
 # Entries per process: a fragment is a few kB, a programme a few hundred sessions.
 DEFAULT_SIZE = 2000
-# The sign-up form's fields that hold what a person typed (or their remembered details).
-PERSONAL_FIELDS = ("name", "email", "organisation", "affiliation", "country", "remember",
-                   "consent", "website")
+# The sign-up form's fields the page itself fills in; any other field with a value holds what
+# a person typed or had remembered.
+PAGE_FIELDS = frozenset({"csrf_token", "timezone", "language"})
 
 
 class FragmentCache:
@@ -62,11 +62,10 @@ def _version_columns() -> tuple[str, ...]:
                  if column.key not in LIVE_COLUMNS)
 
 
-def version(*events: Event) -> tuple:
-    """What a fragment about these sessions depends on: every column of each but the live
-    seat count (an edit through any path changes at least one of them)."""
-    names = _version_columns()
-    return tuple(tuple(getattr(event, name) for name in names) for event in events)
+def version(event: Event) -> tuple:
+    """What a fragment about a session depends on: every column but the live seat count (an
+    edit through any path changes at least one of them, whatever its updated_at says)."""
+    return tuple(getattr(event, name) for name in _version_columns())
 
 
 def blank_form(form, default_timezone: str) -> tuple | None:
@@ -75,7 +74,7 @@ def blank_form(form, default_timezone: str) -> tuple | None:
     None for any other form, whose fields are rendered for that request alone."""
     if form.is_submitted() or form.errors or form.prefilled:
         return None
-    if any(getattr(form, name).data for name in PERSONAL_FIELDS):
+    if any(field.data for field in form if field.name not in PAGE_FIELDS):
         return None
     return form.timezone.data or default_timezone, form.language.data
 
