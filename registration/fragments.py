@@ -92,7 +92,8 @@ def fragment(name: str, key, caller) -> Markup:
 
 
 def init_app(app) -> None:
-    """One cache per app (FRAGMENT_CACHE_SIZE entries, 0 for none) and its template globals."""
-    app.extensions["fragments"] = FragmentCache(
-        app.config.get("FRAGMENT_CACHE_SIZE", DEFAULT_SIZE))
+    """One cache per app (FRAGMENT_CACHE_SIZE entries, 0 for none) and its template globals.
+    None while templates reload when edited (`flask run --debug`): an edit shows at once."""
+    size = 0 if app.jinja_env.auto_reload else app.config.get("FRAGMENT_CACHE_SIZE", DEFAULT_SIZE)
+    app.extensions["fragments"] = FragmentCache(size)
     app.jinja_env.globals.update(fragment=fragment, version=version, blank_form=blank_form)

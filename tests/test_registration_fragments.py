@@ -157,3 +157,11 @@ def test_a_site_mounted_under_a_path_gets_its_own_addresses(app, client, program
     assert 'href="/forum/static/css/site.css"' in page
     assert 'href="/forum/' not in at_root
     assert html(client, "/events/capped") == at_root
+
+
+def test_nothing_is_kept_while_templates_reload_when_edited(app_with):
+    with app_with(TEMPLATES_AUTO_RELOAD=True) as app:
+        make_event(slug="capped", title="Capped")
+        client = app.test_client()
+        html(client, "/events/capped")
+        assert cached_keys(app) == []
