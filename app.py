@@ -79,6 +79,7 @@ def create_app(test_config=None):
     from organisers.profile import bp as organiser_profile_bp
     from organisers.views import bp as organisers_bp
     from registration import cli as registration_cli
+    from registration import fragments
     from registration.feeds import bp as feeds_bp
     from registration.me import bp as me_bp
     from registration.several import bp as signup_bp
@@ -99,6 +100,7 @@ def create_app(test_config=None):
     app.register_blueprint(organiser_messages_bp)
     app.jinja_env.globals.update(format_helpers())
     app.jinja_env.globals.update(language.template_helpers())
+    fragments.init_app(app)
     registration_cli.init_app(app)
     notifications_cli.init_app(app)
     organisers_cli.init_app(app)

@@ -8,9 +8,11 @@ INSERT into a table of its own in our database) and the bare WSGI baseline
 browsers that GET the form and POST it with their cookie and CSRF token, each with a new address.
 Ours runs twice: the session's own form, then the form for several sessions with 5 per sign-up
 (GET /signup?event=…, POST /signup). Prints a table with the aims beside the figures; a missed
-aim is reported, never a failure.
+aim is reported, never a failure. Then, per database, where the time goes, measured in-process
+(bench/support/signup_costs.py): the GET and its template with the rendered-once fragments and
+without them, the POST, WTForms and email-validator.
 
-    .venv/bin/python bench/signup.py [--duration 10] [--clients 50] [--workers 4]
+    .venv/bin/python bench/signup.py [--duration 10] [--clients 50] [--workers 4] [--costs-only]
 """
 
 import argparse
@@ -37,6 +39,7 @@ import flask_floor  # noqa: E402
 import signup_app as baseline  # noqa: E402
 
 from bench.support.databases import database_url, postgres_admin, quiet  # noqa: E402
+from bench.support.signup_costs import measure, print_costs  # noqa: E402
 from bench.support.signup_report import (  # noqa: E402
     BASELINE,
     FLOOR,
@@ -297,6 +300,8 @@ def main(argv=None):
                                                               DEFAULT_ADMIN_URL),
                         help="PostgreSQL server to create the benchmark database on")
     parser.add_argument("--only", choices=("sqlite", "postgresql"), help="one database only")
+    parser.add_argument("--costs-only", action="store_true",
+                        help="only the in-process costs, no HTTP runs")
     options = parser.parse_args(argv)
 
     print(f"{options.clients} concurrent browsers ({options.processes} client processes), "
@@ -308,6 +313,7 @@ def main(argv=None):
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-signup-"))
     results = []
+    costs = []
     admin = None
     pg_name = f"bench_{uuid.uuid4().hex[:10]}"
     try:
@@ -327,6 +333,9 @@ def main(argv=None):
             flask_floor.create_schema(our_url)
             env = {"SECRET_KEY": SECRET_KEY, "SCHEDULER": "off", "RATELIMIT_ENABLED": "false",
                    "MAIL_BACKEND": "file", "MAIL_OUTBOX_DIR": str(workdir / "outbox")}
+            if options.costs_only:
+                costs.append((database, _costs(env, our_url)))
+                continue
             print(f"running {database}: baseline …", flush=True)
             results.append(run(database, BASELINE, "signup_app:create_app()",
                                {**env, "DATABASE_URL": baseline_url}, options, workdir,
@@ -344,13 +353,25 @@ def main(argv=None):
             results.append(run(database, SEVERAL, "app:create_app()",
                                {**env, "DATABASE_URL": our_url}, options, workdir, count_ours,
                                target=SEVERAL_TARGET))
+            costs.append((database, _costs(env, our_url)))
     finally:
         if admin is not None:
             admin.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
             admin.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    print_report(results)
+    if results:
+        print_report(results)
+    print()
+    for database, rows in costs:
+        print_costs(database, rows)
     return 0
+
+
+def _costs(env, url):
+    """The in-process costs on this database (after the HTTP runs: its sign-ups add rows)."""
+    print("measuring in-process costs …", flush=True)
+    return quiet(measure, {**env, "DATABASE_URL": url, "BASE_URL": "http://127.0.0.1"},
+                 SLUG, SEVERAL_SLUGS)
 
 
 if __name__ == "__main__":

@@ -124,7 +124,8 @@ def index():
     )
 
 
-def _render_event(event: Event, form: SignupForm, status: int = 200):
+def _render_event(event: Event, form: SignupForm, status: int = 200, open_now=None):
+    """The session's page; `open_now`: the sessions open at this request's now, if read."""
     # A form with errors answers a POST: the language switch leads back to the event's page.
     g.switch_path = url_for(".event_page", slug=event.slug)
     now = times.now()
@@ -133,7 +134,8 @@ def _render_event(event: Event, form: SignupForm, status: int = 200):
         event=event,
         form=form,
         now=now,
-        others=[other for other in open_events(now) if other.id != event.id],
+        others=[other for other in (open_events(now) if open_now is None else open_now)
+                if other.id != event.id],
         **feeds.subscription_links(),
     ), status)
     return form_page(response)
@@ -148,13 +150,15 @@ def form_page(response: Response) -> Response:
 @bp.get("/events/<slug>")
 def event_page(slug):
     """One session: its details, seats left and the sign-up form."""
-    event = event_or_404(slug)
+    # One query for an open session: it is among the open ones its page lists as others.
+    open_now = open_events(times.now())
+    event = next((event for event in open_now if event.slug == slug), None) or event_or_404(slug)
     # Emails start in the language the person reads this page in (they can choose another).
     form = SignupForm(formdata=None, timezone=event.timezone,
                       language=language.page_language())
     # The emails' language may come from this device; the page keeps its own.
     remember.prefill(form)
-    return _render_event(event, form)
+    return _render_event(event, form, open_now=open_now)
 
 
 @bp.post("/events/<slug>/register")
