@@ -79,10 +79,13 @@ def submitted_email() -> str:
 
 
 def signup_limits(view):
-    """The sign-up forms' rate limits, counted once per submission: per IP, and per address."""
-    view = limiter.limit(lambda: current_app.config["RATELIMIT_SIGNUP_PER_EMAIL"],
-                         key_func=_email_key)(view)
-    return limiter.limit(lambda: current_app.config["RATELIMIT_SIGNUP_PER_IP"])(view)
+    """The sign-up rate limits, counted once per submission: per IP, and per address."""
+    # One scope for every sign-up view (the forms and the API): one budget per address and
+    # session, one per IP, however a sign-up arrives.
+    view = limiter.shared_limit(lambda: current_app.config["RATELIMIT_SIGNUP_PER_EMAIL"],
+                                scope="signup-email", key_func=_email_key)(view)
+    return limiter.shared_limit(lambda: current_app.config["RATELIMIT_SIGNUP_PER_IP"],
+                                scope="signup-ip")(view)
 
 
 @bp.app_template_filter("address")
