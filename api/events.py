@@ -84,12 +84,13 @@ def _moment(name: str) -> tuple[datetime | None, str | None]:
     {"in": "query", "name": name, "required": False,
      "schema": {"type": "string", "enum": list(values)}} for name, values in FILTERS.items()
 ] + [
-    {"in": "query", "name": "from", "required": False,
-     "schema": {"type": "string", "format": "date-time"},
-     "description": "Only sessions that end at or after this time."},
-    {"in": "query", "name": "to", "required": False,
-     "schema": {"type": "string", "format": "date-time"},
-     "description": "Only sessions that start before this time."},
+    # ISO 8601 as Python reads it (a date, a date-time, with or without a zone): wider than
+    # JSON Schema's date-time format, so no format is claimed.
+    {"in": "query", "name": "from", "required": False, "schema": {"type": "string"},
+     "description": "Only sessions that end at or after this time: ISO 8601, like "
+                    "2025-07-01T00:00:00Z (a date, or no zone: UTC)."},
+    {"in": "query", "name": "to", "required": False, "schema": {"type": "string"},
+     "description": "Only sessions that start before this time: ISO 8601, as `from`."},
 ])
 @bp.response(200, EventListSchema, description="The sessions, soonest first.",
              headers={"ETag": {"schema": {"type": "string"}}})
