@@ -3,9 +3,9 @@
 The database decides who sends what: a row is sent only by the dispatcher holding its claim,
 and no transaction stays open while SMTP talks. A crash between the server's 250 and the
 "sent" commit re-sends that message (same Message-ID): the documented at-least-once gap, one
-message wide with one connection, up to twice SMTP_CONNECTIONS with several (those in flight and
-those whose marks are written together), or DISPATCH_MARK_BATCH more when marks are written in
-larger groups.
+message wide with one connection, up to SMTP_CONNECTIONS with several (those in flight: each
+connection's outcome is marked as soon as it is known), or DISPATCH_MARK_BATCH more when marks
+are written in larger groups.
 """
 
 import logging
@@ -185,10 +185,10 @@ def _stop(batch: Batch, senders, position: int) -> None:
                  batch.summary.released)
 
 
-def _mark_batch(config, senders) -> int:
-    # With several connections, as many messages may have reached the server unmarked as are
-    # in flight anyway: their marks go together, one statement for as many messages.
-    return max(int(config.get("DISPATCH_MARK_BATCH", 1)), senders.capacity, 1)
+def _mark_batch(config) -> int:
+    # Outcomes that finish together are marked together anyway; a larger group only by choice,
+    # since each one widens what a crash can re-send.
+    return max(int(config.get("DISPATCH_MARK_BATCH", 1)), 1)
 
 
 def dispatch(
@@ -221,7 +221,7 @@ def dispatch(
     deadline = time.monotonic() + lease.total_seconds() / 2
     opened = nullcontext(senders) if senders else open_senders(config)
     with _rows_stay_loaded(), opened as senders:
-        batch = Batch(ids, token, now, worker, _mark_batch(config, senders), summary)
+        batch = Batch(ids, token, now, worker, _mark_batch(config), summary)
         try:
             _send_all(batch, senders, config, deadline, should_stop)
         except BaseException:
