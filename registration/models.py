@@ -126,6 +126,9 @@ class Event(db.Model):
                                             default=lambda: str(uuid.uuid4()))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # When the start last moved: a reminder due before then is not planned (the attendees were
+    # told of the new time instead). None: never moved.
+    time_changed_at: Mapped[datetime | None]
 
     registrations: Mapped[list["Registration"]] = relationship(back_populates="event")
 

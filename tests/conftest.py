@@ -312,6 +312,16 @@ def end_leases() -> None:
     db.session.commit()
 
 
+def dispatch_at(now, *args, **kwargs):
+    """What each claim pass of the worker does at `now`: the reminders due then written, then
+    one batch sent."""
+    from notifications.dispatcher import dispatch
+    from notifications.reminders import plan_and_commit
+
+    plan_and_commit(now)
+    return dispatch(now, *args, **kwargs)
+
+
 def outbox(app):
     """Every email the file backend wrote, in the order they were sent, parsed as a mail
     client would. (File times are too coarse to order a batch: the outbox rows say it.)"""

@@ -1,0 +1,128 @@
+"""Reminders written when they fall due: one INSERT … SELECT per session over its seat holders,
+run before each dispatch, each reminder planned once per registration and slot."""
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from flask import current_app
+
+from extensions import db
+from notifications.models import Message, MessageKind, MessageStatus
+from notifications.outbox_sql import insert, message_ids, typed
+from notifications.planner import Offset, ReminderSlot, reminder_slots
+from registration.models import Event, EventStatus, Registration, RegistrationStatus
+
+
+def slot_key(offset: Offset, starts_at: datetime) -> str:
+    """A reminder slot's name: its offset and the start it belongs to, so a moved session's
+    reminders are planned afresh for its new time."""
+    return f"{offset.label}@{starts_at.isoformat()}"
+
+
+def eligible(event: Event, due_at: datetime):
+    """Who gets a reminder of `event` due then: seat holders who had their seat before it was
+    due, still want reminders and still have their data."""
+    return (
+        Registration.event_id == event.id,
+        Registration.status == RegistrationStatus.CONFIRMED,
+        Registration.unsubscribed_at.is_(None),
+        Registration.anonymised_at.is_(None),
+        Registration.confirmed_at < due_at,
+    )
+
+
+def slots_of(event: Event, offsets: tuple[Offset, ...]) -> list[ReminderSlot]:
+    """The event's reminders still to be sent for its current time: those due after its start
+    last moved (a reschedule's update told people of the new time instead)."""
+    slots = reminder_slots(event.starts_at, offsets, datetime.min.replace(tzinfo=UTC))
+    if event.time_changed_at is None:
+        return slots
+    return [slot for slot in slots if slot.due_at > event.time_changed_at]
+
+
+def current_slot(event: Event, offsets: tuple[Offset, ...], now: datetime) -> ReminderSlot | None:
+    """The event's reminder whose window holds `now`, if it is one still to be sent."""
+    return next((slot for slot in slots_of(event, offsets)
+                 if slot.due_at <= now < slot.expires_at), None)
+
+
+def plan_due_reminders(now: datetime) -> int:
+    """Write the reminder rows due now, one statement per session in a reminder window; how
+    many rows were written. Flushes nothing else; the caller commits.
+
+    Safe beside another planner: the unique slot index lets exactly one of them write each row.
+    """
+    offsets = current_app.config["REMINDER_OFFSETS"]
+    if not offsets:
+        return 0
+    candidates = db.session.scalars(
+        sa.select(Event)
+        .where(Event.starts_at > now, Event.starts_at <= now + offsets[0].before,
+               Event.status != EventStatus.CANCELLED)
+        .order_by(Event.starts_at)
+    ).all()
+    written = 0
+    for event in candidates:
+        slot = current_slot(event, offsets, now)
+        if slot is not None:
+            written += _plan_slot(event, slot, offsets, now)
+    return written
+
+
+def plan_and_commit(now: datetime) -> int:
+    """The step before each claim pass of a dispatch (the worker's and `flask dispatch`): the
+    reminders due now written and committed, so any dispatcher may claim them."""
+    try:
+        written = plan_due_reminders(now)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return written
+
+
+def _plan_slot(event: Event, slot: ReminderSlot, offsets: tuple[Offset, ...],
+               now: datetime) -> int:
+    detail = {"offset": slot.offset.label, "is_last": slot.offset == offsets[-1]}
+    rows = sa.select(
+        Registration.id,
+        Registration.event_id,
+        sa.literal(MessageKind.REMINDER.value),
+        sa.literal(MessageStatus.PENDING.value),
+        message_ids(Registration.id),
+        Registration.email,
+        Registration.ical_sequence,
+        typed(now, Message.created_at),
+        typed(slot.due_at, Message.due_at),
+        typed(slot.expires_at, Message.expires_at),
+        typed(detail, Message.detail),
+        sa.literal(slot_key(slot.offset, event.starts_at)),
+    ).where(*eligible(event, slot.due_at))
+    statement = insert().from_select(
+        ["registration_id", "event_id", "kind", "status", "message_id", "recipient",
+         "ical_sequence", "created_at", "due_at", "expires_at", "detail", "slot"],
+        rows,
+    ).on_conflict_do_nothing(index_elements=["registration_id", "kind", "slot"],
+                             index_where=Message.slot.is_not(None))
+    return db.session.execute(statement).rowcount
+
+
+def planned_reminders(event: Event, now: datetime) -> list[tuple[ReminderSlot, int]]:
+    """The event's reminders not yet written as rows, each with how many people it will go
+    to as things stand: those due later, and the current one until the planner has run."""
+    offsets = current_app.config["REMINDER_OFFSETS"]
+    if event.is_cancelled or now >= event.starts_at or not offsets:
+        return []
+    planned = []
+    for slot in slots_of(event, offsets):
+        if slot.expires_at <= now:
+            continue
+        written = sa.exists().where(Message.registration_id == Registration.id,
+                                    Message.kind == MessageKind.REMINDER,
+                                    Message.slot == slot_key(slot.offset, event.starts_at))
+        count = db.session.scalar(
+            sa.select(sa.func.count()).select_from(Registration)
+            .where(*eligible(event, slot.due_at), ~written))
+        if count:
+            planned.append((slot, count))
+    return planned
