@@ -126,3 +126,19 @@ def planned_reminders(event: Event, now: datetime) -> list[tuple[ReminderSlot, i
         if count:
             planned.append((slot, count))
     return planned
+
+
+def planned_for(registration: Registration, now: datetime) -> list[ReminderSlot]:
+    """The registration's reminders not yet written as rows that it will get as things stand."""
+    event = registration.event
+    offsets = current_app.config["REMINDER_OFFSETS"]
+    if (registration.status != RegistrationStatus.CONFIRMED or event.is_cancelled
+            or registration.unsubscribed_at is not None or registration.anonymised_at is not None
+            or now >= event.starts_at or not offsets):
+        return []
+    written = set(db.session.scalars(
+        sa.select(Message.slot).where(Message.registration_id == registration.id,
+                                      Message.kind == MessageKind.REMINDER)))
+    return [slot for slot in slots_of(event, offsets)
+            if slot.expires_at > now and registration.confirmed_at < slot.due_at
+            and slot_key(slot.offset, event.starts_at) not in written]
