@@ -104,7 +104,9 @@ def _plan_slot(event: Event, slot: ReminderSlot, offsets: tuple[Offset, ...],
         rows,
     ).on_conflict_do_nothing(index_elements=["registration_id", "kind", "slot"],
                              index_where=Message.slot.is_not(None))
-    return db.session.execute(statement).rowcount
+    # An INSERT's row count is kept only when asked for (SQLAlchemy's preserve_rowcount).
+    return db.session.connection().execute(
+        statement, execution_options={"preserve_rowcount": True}).rowcount
 
 
 def planned_reminders(event: Event, now: datetime) -> list[tuple[ReminderSlot, int]]:

@@ -21,12 +21,13 @@ COLUMNS = ["registration_id", "event_id", "kind", "status", "message_id", "recip
 
 
 def _rows(event: Event, now: datetime, kind, method: IcalMethod | None, detail: dict | None,
-          *where) -> int:
-    """One row per registration of `event` matching `where`, due now; how many."""
+          *where, source=Registration) -> int:
+    """One row per registration of `event` matching `where` (read from `source`, the
+    registrations or a join of them), due now; how many."""
     rows = sa.select(
         Registration.id,
         Registration.event_id,
-        kind if isinstance(kind, sa.ColumnElement) else sa.literal(kind.value),
+        sa.literal(kind.value) if isinstance(kind, MessageKind) else kind,
         sa.literal(MessageStatus.PENDING.value),
         message_ids(Registration.id),
         Registration.email,
@@ -36,8 +37,11 @@ def _rows(event: Event, now: datetime, kind, method: IcalMethod | None, detail: 
         typed(now, Message.due_at),
         typed(event.ends_at, Message.expires_at),
         typed(detail, Message.detail),
-    ).where(Registration.event_id == event.id, *where)
-    return db.session.execute(insert().from_select(COLUMNS, rows)).rowcount
+    ).select_from(source).where(Registration.event_id == event.id, *where)
+    # An INSERT's row count is kept only when asked for (SQLAlchemy's preserve_rowcount).
+    return db.session.connection().execute(
+        insert().from_select(COLUMNS, rows), execution_options={"preserve_rowcount": True}
+    ).rowcount
 
 
 def queue_updates(event: Event, now: datetime, *, changed: list[str],
@@ -61,20 +65,22 @@ def queue_updates(event: Event, now: datetime, *, changed: list[str],
         sa.update(Registration).where(Registration.event_id == event.id, seat)
         .values(ical_sequence=Registration.ical_sequence + 1)
         .execution_options(synchronize_session="evaluate"))
-    earlier = aliased(Message)
-    unsent_welcome = (
-        sa.select(earlier.kind)
-        .where(earlier.registration_id == Registration.id,
-               earlier.status == MessageStatus.PENDING, earlier.kind.in_(WELCOME_KINDS))
-        .order_by(earlier.id.desc())
-        .limit(1)
-        .correlate(Registration)
-        .scalar_subquery()
+    # Each seat holder's latest unsent welcome, if any: one grouped read of the session's
+    # pending rows, joined (a correlated "latest" per registration is a scan each on PostgreSQL).
+    latest = (
+        sa.select(Message.registration_id, sa.func.max(Message.id).label("id"))
+        .where(Message.event_id == event.id, Message.status == MessageStatus.PENDING,
+               Message.kind.in_(WELCOME_KINDS))
+        .group_by(Message.registration_id)
+        .subquery()
     )
+    welcome = aliased(Message)
+    source = (sa.outerjoin(Registration, latest, latest.c.registration_id == Registration.id)
+              .outerjoin(welcome, welcome.id == latest.c.id))
     seats = _rows(event, now, MessageKind.UPDATE, IcalMethod.REQUEST, detail,
-                  seat, unsent_welcome.is_(None))
-    seats += _rows(event, now, unsent_welcome, IcalMethod.REQUEST, None,
-                   seat, unsent_welcome.is_not(None))
+                  seat, latest.c.id.is_(None), source=source)
+    seats += _rows(event, now, welcome.kind, IcalMethod.REQUEST, None,
+                   seat, latest.c.id.is_not(None), source=source)
     # Everything older than the version just queued: its sequence is below the seat's now.
     holders = sa.select(Registration.id).where(Registration.event_id == event.id, seat)
     current = (sa.select(Registration.ical_sequence)
