@@ -111,6 +111,8 @@ def _queue(registration: Registration, kind: str, now: datetime, *, method=None,
 
 
 UNSUBSCRIBED = "unsubscribed"
+# Why what was still unsent for a session the organisers cancelled does not go.
+EVENT_CANCELLED = "event cancelled"
 
 
 def unsubscribe(registration: Registration, now: datetime) -> int:
@@ -213,7 +215,7 @@ def queue_cancellation(registration: Registration, was_confirmed: bool, now: dat
     """
     if by not in CANCELLED_BY:
         raise ValueError(f"unknown canceller {by!r}")
-    skip_pending(registration, "event cancelled" if by == "organiser" else "cancelled", now)
+    skip_pending(registration, EVENT_CANCELLED if by == "organiser" else "cancelled", now)
     detail = {"by": by}
     if reason and by == "console":
         detail["reason"] = reason

@@ -1,5 +1,6 @@
-"""What a change to a whole session sends its registrants, queued set-based: a handful of
-statements whatever the number of registrants, in the change's transaction."""
+"""What a change to a whole session (a reschedule, an edit, its cancellation) sends its
+registrants, queued set-based: a handful of statements whatever the number of registrants, in
+the change's transaction."""
 
 from datetime import datetime
 
@@ -9,7 +10,7 @@ from sqlalchemy.orm import aliased
 from extensions import db
 from notifications.models import IcalMethod, Message, MessageKind, MessageStatus
 from notifications.outbox_sql import insert, message_ids, typed
-from notifications.planner import skip_pending_where
+from notifications.planner import EVENT_CANCELLED, skip_pending_where
 from registration.models import Event, Registration, RegistrationStatus
 
 # The first email of a seat: sent instead of an update when it has not gone out yet.
@@ -97,4 +98,25 @@ def queue_updates(event: Event, now: datetime, *, changed: list[str],
                 sa.select(Registration.id).where(Registration.event_id == event.id, queue)),
             "superseded", kinds=(MessageKind.UPDATE,))
         waiting = _rows(event, now, MessageKind.UPDATE, None, detail, queue)
+    return seats + waiting, waiting
+
+
+def queue_cancellations(event: Event, now: datetime) -> tuple[int, int]:
+    """The organisers cancelled the session: each seat holder gets a CANCEL of the invite
+    (a higher SEQUENCE), each waiting-list person a plain notice, and nothing else still
+    unsent for them goes. Returns (how many were told, of whom on the waiting list)."""
+    active = Registration.status != RegistrationStatus.CANCELLED
+    skip_pending_where(
+        Message.registration_id.in_(
+            sa.select(Registration.id).where(Registration.event_id == event.id, active)),
+        EVENT_CANCELLED, kinds=None)
+    seat = Registration.status == RegistrationStatus.CONFIRMED
+    db.session.execute(
+        sa.update(Registration).where(Registration.event_id == event.id, seat)
+        .values(ical_sequence=Registration.ical_sequence + 1)
+        .execution_options(synchronize_session="evaluate"))
+    detail = {"by": "organiser"}
+    seats = _rows(event, now, MessageKind.CANCELLATION, IcalMethod.CANCEL, detail, seat)
+    waiting = _rows(event, now, MessageKind.CANCELLATION, None, detail,
+                    Registration.status == RegistrationStatus.WAITLISTED)
     return seats + waiting, waiting

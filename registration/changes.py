@@ -147,11 +147,8 @@ def change_event(event: Event, changes: dict, now: datetime, *,
         return result
     if event.is_cancelled:
         event.ical_sequence += 1
-        for registration in _active_registrations(event):
-            confirmed = registration.status == RegistrationStatus.CONFIRMED
-            planner.queue_cancellation(registration, confirmed, now, by="organiser")
-            result.notified += 1
-            result.notified_waiting += not confirmed
+        db.session.flush()
+        result.notified, result.notified_waiting = session_changes.queue_cancellations(event, now)
         db.session.flush()
         return result
     if "starts_at" in changes:
