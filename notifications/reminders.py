@@ -19,15 +19,13 @@ def slot_key(offset: Offset, starts_at: datetime) -> str:
     return f"{offset.label}@{starts_at.isoformat()}"
 
 
-def eligible(event: Event, due_at: datetime):
-    """Who gets a reminder of `event` due then: seat holders who had their seat before it was
-    due, still want reminders and still have their data."""
+def wants_reminders() -> tuple:
+    """Registrations that get reminders: seat holders who still want them and still have
+    their data. (Of a reminder due at some time, only those who had their seat before it.)"""
     return (
-        Registration.event_id == event.id,
         Registration.status == RegistrationStatus.CONFIRMED,
         Registration.unsubscribed_at.is_(None),
         Registration.anonymised_at.is_(None),
-        Registration.confirmed_at < due_at,
     )
 
 
@@ -97,7 +95,8 @@ def _plan_slot(event: Event, slot: ReminderSlot, offsets: tuple[Offset, ...],
         typed(slot.expires_at, Message.expires_at),
         typed(detail, Message.detail),
         sa.literal(slot_key(slot.offset, event.starts_at)),
-    ).where(*eligible(event, slot.due_at))
+    ).where(Registration.event_id == event.id, Registration.confirmed_at < slot.due_at,
+            *wants_reminders())
     statement = insert().from_select(
         ["registration_id", "event_id", "kind", "status", "message_id", "recipient",
          "ical_sequence", "created_at", "due_at", "expires_at", "detail", "slot"],
@@ -112,21 +111,39 @@ def _plan_slot(event: Event, slot: ReminderSlot, offsets: tuple[Offset, ...],
 def planned_reminders(event: Event, now: datetime) -> list[tuple[ReminderSlot, int]]:
     """The event's reminders not yet written as rows, each with how many people it will go
     to as things stand: those due later, and the current one until the planner has run."""
+    return planned_counts([event], now).get(event.id, [])
+
+
+def planned_counts(events: list[Event], now: datetime) -> dict[int, list[tuple[ReminderSlot, int]]]:
+    """planned_reminders for many events in one query, by event id (none: not there)."""
     offsets = current_app.config["REMINDER_OFFSETS"]
-    if event.is_cancelled or now >= event.starts_at or not offsets:
-        return []
-    planned = []
-    for slot in slots_of(event, offsets):
-        if slot.expires_at <= now:
-            continue
-        written = sa.exists().where(Message.registration_id == Registration.id,
-                                    Message.kind == MessageKind.REMINDER,
-                                    Message.slot == slot_key(slot.offset, event.starts_at))
-        count = db.session.scalar(
-            sa.select(sa.func.count()).select_from(Registration)
-            .where(*eligible(event, slot.due_at), ~written))
-        if count:
-            planned.append((slot, count))
+    slots = {(event.id, slot_key(slot.offset, event.starts_at)): slot
+             for event in events
+             if offsets and not event.is_cancelled and now < event.starts_at
+             for slot in slots_of(event, offsets) if slot.expires_at > now}
+    if not slots:
+        return {}
+    # The slots as a table of their own (a UNION ALL: SQLite's VALUES can't name columns).
+    ahead = sa.union_all(*(
+        sa.select(sa.literal(event_id, sa.Integer).label("event_id"),
+                  sa.literal(key, sa.String).label("slot"),
+                  typed(slot.due_at, Message.due_at).label("due_at"))
+        for (event_id, key), slot in slots.items()
+    )).subquery("ahead")
+    written = sa.exists().where(Message.registration_id == Registration.id,
+                                Message.kind == MessageKind.REMINDER, Message.slot == ahead.c.slot)
+    rows = db.session.execute(
+        sa.select(ahead.c.event_id, ahead.c.slot, sa.func.count())
+        .select_from(Registration)
+        .join(ahead, sa.and_(ahead.c.event_id == Registration.event_id,
+                             Registration.confirmed_at < ahead.c.due_at))
+        .where(*wants_reminders(), ~written)
+        .group_by(ahead.c.event_id, ahead.c.slot))
+    planned: dict[int, list[tuple[ReminderSlot, int]]] = {}
+    for event_id, key, count in rows:
+        planned.setdefault(event_id, []).append((slots[(event_id, key)], count))
+    for entries in planned.values():
+        entries.sort(key=lambda entry: entry[0].due_at)
     return planned
 
 
@@ -134,9 +151,10 @@ def planned_for(registration: Registration, now: datetime) -> list[ReminderSlot]
     """The registration's reminders not yet written as rows that it will get as things stand."""
     event = registration.event
     offsets = current_app.config["REMINDER_OFFSETS"]
-    if (registration.status != RegistrationStatus.CONFIRMED or event.is_cancelled
-            or registration.unsubscribed_at is not None or registration.anonymised_at is not None
-            or now >= event.starts_at or not offsets):
+    if event.is_cancelled or now >= event.starts_at or not offsets:
+        return []
+    if not db.session.scalar(sa.select(Registration.id).where(
+            Registration.id == registration.id, *wants_reminders())):
         return []
     written = set(db.session.scalars(
         sa.select(Message.slot).where(Message.registration_id == registration.id,
