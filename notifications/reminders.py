@@ -1,7 +1,7 @@
 """Reminders written when they fall due: one INSERT … SELECT per session over its seat holders,
 run before each dispatch, each reminder planned once per registration and slot."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -11,6 +11,10 @@ from notifications.models import Message, MessageKind, MessageStatus
 from notifications.outbox_sql import insert, message_ids, typed
 from notifications.planner import Offset, ReminderSlot, reminder_slots
 from registration.models import Event, EventStatus, Registration, RegistrationStatus
+
+# How long after a reminder's due time a seat taken before it may still be committing (a request
+# in flight as it fell due); after that nobody new can qualify, and the slot is settled.
+SETTLED_AFTER = timedelta(minutes=10)
 
 
 def slot_key(offset: Offset, starts_at: datetime) -> str:
@@ -45,8 +49,8 @@ def current_slot(event: Event, offsets: tuple[Offset, ...], now: datetime) -> Re
 
 
 def plan_due_reminders(now: datetime) -> int:
-    """Write the reminder rows due now, one statement per session in a reminder window; how
-    many rows were written. Flushes nothing else; the caller commits.
+    """Write the reminder rows due now, one statement per session in a reminder window not yet
+    settled; how many rows were written. Flushes; the caller commits.
 
     Safe beside another planner: the unique slot index lets exactly one of them write each row.
     """
@@ -62,8 +66,15 @@ def plan_due_reminders(now: datetime) -> int:
     written = 0
     for event in candidates:
         slot = current_slot(event, offsets, now)
-        if slot is not None:
-            written += _plan_slot(event, slot, offsets, now)
+        if slot is None:
+            continue
+        key = slot_key(slot.offset, event.starts_at)
+        if event.reminders_settled == key:
+            continue  # every seat holder has this one: no statement over them each pass
+        written += _plan_slot(event, slot, offsets, now)
+        if now >= slot.due_at + SETTLED_AFTER:
+            event.reminders_settled = key
+    db.session.flush()
     return written
 
 

@@ -1,9 +1,10 @@
 """Reminders planned when they fall due: each reminder row names its slot (its offset and the
-start it belongs to), one per registration and slot; an event records when its start last moved.
+start it belongs to), one per registration and slot; an event records when its start last moved,
+and the last slot written for all its seat holders.
 
 Upgrading gives every reminder already written its slot, so the planner never writes it a second
 time (of two rows for the same slot, a superseded one and its replacement, the newer keeps it).
-Downgrading drops both columns: reminders not yet due are then not rows, and the older code
+Downgrading drops the columns: reminders not yet due are then not rows, and the older code
 would not plan them.
 
 Revision ID: 0012
@@ -49,6 +50,7 @@ def _slot(due_at, detail) -> str | None:
 def upgrade():
     with op.batch_alter_table("events") as batch_op:
         batch_op.add_column(sa.Column("time_changed_at", sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column("reminders_settled", sa.String(length=60), nullable=True))
     with op.batch_alter_table("messages") as batch_op:
         batch_op.add_column(sa.Column("slot", sa.String(length=60), nullable=True))
     bind = op.get_bind()
@@ -80,4 +82,5 @@ def downgrade():
     with op.batch_alter_table("messages") as batch_op:
         batch_op.drop_column("slot")
     with op.batch_alter_table("events") as batch_op:
+        batch_op.drop_column("reminders_settled")
         batch_op.drop_column("time_changed_at")
