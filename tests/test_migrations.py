@@ -386,4 +386,7 @@ def test_a_pending_reminder_written_before_the_upgrade_is_not_duplicated(app):
     assert slots == [("skipped", None), ("pending", f"7d@{start.isoformat()}"),
                      ("skipped", f"1d@{moved}")]
     assert plan_due_reminders(week_due + timedelta(minutes=1)) == 0
+    # No reminder due before the event's last change is planned (the older code planned none).
+    assert db.session.scalar(sa.text("SELECT count(*) FROM events "
+                                     "WHERE time_changed_at = updated_at")) == 1
     assert db.session.scalar(sa.select(sa.func.count(Message.id))) == 3

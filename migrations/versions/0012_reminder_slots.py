@@ -3,7 +3,8 @@ start it belongs to), one per registration and slot; an event records when its s
 and the last slot written for all its seat holders.
 
 Upgrading gives every reminder already written its slot, so the planner never writes it a second
-time (of two rows for the same slot, a superseded one and its replacement, the newer keeps it).
+time (of two rows for the same slot, a superseded one and its replacement, the newer keeps it),
+and takes each event's last change as the moment its time last changed.
 Downgrading drops the columns: reminders not yet due are then not rows, and the older code
 would not plan them.
 
@@ -54,6 +55,9 @@ def upgrade():
     with op.batch_alter_table("messages") as batch_op:
         batch_op.add_column(sa.Column("slot", sa.String(length=60), nullable=True))
     bind = op.get_bind()
+    # The older code planned no reminder due before an event's last change (a reschedule
+    # superseded them and planned only those still ahead); the planner must not either.
+    bind.execute(sa.text("UPDATE events SET time_changed_at = updated_at"))
     rows = bind.execute(
         sa.select(messages.c.id, messages.c.registration_id, messages.c.due_at,
                   messages.c.detail)
