@@ -1,9 +1,9 @@
 """A reschedule of a session with 10,000 registrants, through the console, on PostgreSQL.
 
 A fresh migrated database gets one session with --registrants confirmed seat holders, each
-with its confirmation sent and its reminders pending, as a sign-up leaves them: the planner
-plans one registrant's reminders and the rest are copies made with bulk Core inserts, so the
-set-up takes seconds. An organiser signs in to our app under gunicorn (one sync worker, its
+with its confirmation sent, as a sign-up leaves them (reminders are written when they fall
+due, a week before the start at the earliest), made with bulk Core inserts, so the set-up
+takes seconds. An organiser signs in to our app under gunicorn (one sync worker, its
 --timeout raised so a slow POST is measured rather than killed) and POSTs the console's edit
 form with the start and end one day later. Prints the POST's wall time (aim < 2 s), how many
 update emails it queued (aim: one per registrant) and whether they were written in the same
@@ -58,7 +58,6 @@ def prepare(url, workdir, registrants):
 
     from app import create_app
     from extensions import db
-    from notifications import planner
     from notifications.models import Message
     from organisers import auth
     from organisers.models import Organiser
@@ -95,11 +94,6 @@ def prepare(url, workdir, registrants):
                 "ical_uid": f"{uuid.uuid4()}@forum-signup", "ical_sequence": 0})
         ids = db.session.scalars(sa.insert(Registration).returning(
             Registration.id, sort_by_parameter_order=True), rows).all()
-        # The planner's own reminders for the first registrant, copied for the others.
-        first = db.session.get(Registration, ids[0])
-        reminders = [{column: getattr(message, column) for column in (
-            "kind", "status", "ical_method", "ical_sequence", "created_at", "due_at",
-            "expires_at", "detail")} for message in planner.plan_reminders(first, now)]
         db.session.expunge_all()
         messages = []
         for registration_id, row in zip(ids, rows, strict=True):
@@ -109,9 +103,6 @@ def prepare(url, workdir, registrants):
                              "ical_method": "REQUEST", "ical_sequence": 0, "created_at": now,
                              "due_at": now, "sent_at": now, "expires_at": event.ends_at,
                              "message_id": f"<{uuid.uuid4().hex}@example.org>"})
-            messages.extend({**base, **reminder,
-                             "message_id": f"<{uuid.uuid4().hex}@example.org>"}
-                            for reminder in reminders)
         for start in range(0, len(messages), 10_000):
             db.session.execute(sa.insert(Message), messages[start:start + 10_000])
         db.session.commit()
@@ -123,7 +114,7 @@ def prepare(url, workdir, registrants):
         cells = event_cells(event)
         db.session.rollback()
         db.engine.dispose()
-    return cells, len(reminders)
+    return cells
 
 
 def _sign_in(session, base_url):
@@ -230,9 +221,9 @@ def main(argv=None):
         admin.execute(f'CREATE DATABASE "{name}"')
         url = database_url(options.admin_url, name)
         started = time.perf_counter()
-        cells, reminders = prepare(url, workdir, options.registrants)
+        cells = prepare(url, workdir, options.registrants)
         print(f"PostgreSQL: {options.registrants:,} confirmed registrants, each with a sent "
-              f"confirmation and {reminders} pending reminders, set up in "
+              f"confirmation (reminders are written when due), set up in "
               f"{time.perf_counter() - started:.1f} s; gunicorn --workers 1 (sync, --timeout "
               f"{POST_TIMEOUT}); {os.cpu_count()} CPUs shared by client, server and database.",
               flush=True)

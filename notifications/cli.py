@@ -47,10 +47,12 @@ def dispatch_command(now):
     SIGTERM or Ctrl-C finishes the message in flight and leaves the rest pending.
     """
     from notifications.dispatcher import dispatch_due
+    from notifications.reminders import plan_and_commit
     from notifications.worker import stop_on_signals
 
     clock = (lambda: now) if now else current_app.config["CLOCK"]
     with stop_on_signals() as stopping:
+        plan_and_commit(clock())
         summary = dispatch_due(clock, should_stop=stopping.is_set)
     _report(summary)
 

@@ -121,6 +121,17 @@ class Message(db.Model):
             postgresql_where=sa.text("kind = 'follow_up'"),
         ),
         sa.Index("ix_messages_event", "event_id", "status"),
+        # Each reminder is planned once per registration and slot (notifications.reminders),
+        # however many planners run at once.
+        sa.Index(
+            "uq_messages_slot",
+            "registration_id",
+            "kind",
+            "slot",
+            unique=True,
+            sqlite_where=sa.text("slot IS NOT NULL"),
+            postgresql_where=sa.text("slot IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -152,6 +163,8 @@ class Message(db.Model):
     detail: Mapped[dict | None] = mapped_column(sa.JSON)
     # Every attempt: when, the outcome and the server's reply.
     attempt_log: Mapped[list | None] = mapped_column(sa.JSON)
+    # A reminder's slot: its offset and the start it belongs to ("1d@2026-07-01T09:00:00+00:00").
+    slot: Mapped[str | None] = mapped_column(sa.String(60))
 
     registration: Mapped[Registration] = relationship()
     event: Mapped[Event] = relationship()

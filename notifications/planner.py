@@ -111,6 +111,8 @@ def _queue(registration: Registration, kind: str, now: datetime, *, method=None,
 
 
 UNSUBSCRIBED = "unsubscribed"
+# Why what was still unsent for a session the organisers cancelled does not go.
+EVENT_CANCELLED = "event cancelled"
 
 
 def unsubscribe(registration: Registration, now: datetime) -> int:
@@ -127,19 +129,21 @@ def skip_pending(registration: Registration, reason: str, now: datetime,
 
     A row a dispatcher holds right now is left to it: the dispatcher checks again before sending.
     """
-    return _skip_pending(Message.registration_id == registration.id, reason, kinds)
+    return skip_pending_where(Message.registration_id == registration.id, reason, kinds)
 
 
 def skip_pending_to(email_key: str, reason: str) -> int:
     """End every unsent message to an address (all its registrations) as skipped, the link to
     the person's sessions included; how many there were."""
     theirs = sa.select(Registration.id).where(Registration.email_key == email_key)
-    return _skip_pending(Message.registration_id.in_(theirs), reason, kinds=None,
-                         keep_my_link=False)
+    return skip_pending_where(Message.registration_id.in_(theirs), reason, kinds=None,
+                              keep_my_link=False)
 
 
-def _skip_pending(whose, reason: str, kinds: tuple[str, ...] | None, *,
-                  keep_my_link: bool = True) -> int:
+def skip_pending_where(whose, reason: str, kinds: tuple[str, ...] | None, *,
+                       keep_my_link: bool = True) -> int:
+    """End the unsent messages `whose` (a condition on Message) selects as skipped with a
+    reason, of `kinds` or all but the person's link; how many there were."""
     query = (
         sa.update(Message)
         .where(
@@ -157,22 +161,6 @@ def _skip_pending(whose, reason: str, kinds: tuple[str, ...] | None, *,
         # The link to all the person's sessions is theirs, whatever becomes of this one.
         query = query.where(Message.kind != MessageKind.MY_LINK)
     return db.session.execute(query).rowcount
-
-
-def plan_reminders(registration: Registration, now: datetime) -> list[Message]:
-    """Queue the reminders of a seat holder, only those due after both confirmation and now;
-    none for one who unsubscribed."""
-    if registration.unsubscribed_at is not None:
-        return []
-    event = registration.event
-    after = max(registration.confirmed_at or now, now)
-    return [
-        _queue(registration, MessageKind.REMINDER, now, due_at=slot.due_at,
-               expires_at=slot.expires_at,
-               detail={"offset": slot.offset.label,
-                       "is_last": slot.offset == current_app.config["REMINDER_OFFSETS"][-1]})
-        for slot in reminder_slots(event.starts_at, current_app.config["REMINDER_OFFSETS"], after)
-    ]
 
 
 def queue_signup(registration: Registration, now: datetime, *,
@@ -197,17 +185,17 @@ def queue_signup(registration: Registration, now: datetime, *,
 
 
 def plan_new_registration(registration: Registration, now: datetime) -> None:
-    """Everything a first sign-up causes: its confirmation or notice, and a seat's reminders."""
+    """Everything a first sign-up causes: its confirmation or notice, and a seat's follow-up.
+    (Its reminders are written when they fall due: notifications.reminders.)"""
     queue_signup(registration, now, is_repeat=False)
     if registration.status == RegistrationStatus.CONFIRMED:
-        plan_reminders(registration, now)
         plan_follow_up(registration, now)
 
 
 def queue_promotion(registration: Registration, now: datetime) -> Message:
-    """A waiting-list person got a seat: the invite now, reminders from now on."""
+    """A waiting-list person got a seat: the invite now; the reminders due from now on follow
+    (notifications.reminders)."""
     message = _queue(registration, MessageKind.PROMOTION, now, method=IcalMethod.REQUEST)
-    plan_reminders(registration, now)
     plan_follow_up(registration, now)
     return message
 
@@ -227,7 +215,7 @@ def queue_cancellation(registration: Registration, was_confirmed: bool, now: dat
     """
     if by not in CANCELLED_BY:
         raise ValueError(f"unknown canceller {by!r}")
-    skip_pending(registration, "event cancelled" if by == "organiser" else "cancelled", now)
+    skip_pending(registration, EVENT_CANCELLED if by == "organiser" else "cancelled", now)
     detail = {"by": by}
     if reason and by == "console":
         detail["reason"] = reason
@@ -236,42 +224,6 @@ def queue_cancellation(registration: Registration, was_confirmed: bool, now: dat
         return _queue(registration, MessageKind.CANCELLATION, now, method=IcalMethod.CANCEL,
                       detail=detail)
     return _queue(registration, MessageKind.CANCELLATION, now, detail=detail)
-
-
-def queue_update(registration: Registration, now: datetime, *, changed: list[str],
-                 old_starts_at: datetime, old_ends_at: datetime) -> Message:
-    """The session changed: a seat holder gets the invite again (same UID, higher SEQUENCE) and
-    reminders planned afresh for the new time; a waiting-list person gets a plain notice.
-
-    Someone whose confirmation has not gone out yet gets that confirmation, with the new
-    details, rather than news of a change to something they never heard of.
-    """
-    detail = {
-        "changed": changed,
-        "old_starts_at": old_starts_at.isoformat(),
-        "old_ends_at": old_ends_at.isoformat(),
-    }
-    if registration.status != RegistrationStatus.CONFIRMED:
-        skip_pending(registration, "superseded", now, kinds=(MessageKind.UPDATE,))
-        return _queue(registration, MessageKind.UPDATE, now, detail=detail)
-    unsent_welcome = db.session.scalar(
-        sa.select(Message.kind)
-        .where(Message.registration_id == registration.id, Message.status == MessageStatus.PENDING,
-               Message.kind.in_((MessageKind.CONFIRMATION, MessageKind.PROMOTION)))
-        .order_by(Message.id.desc())
-        .limit(1)
-    )
-    registration.ical_sequence += 1
-    skip_pending(registration, "superseded", now,
-                 kinds=(MessageKind.CONFIRMATION, MessageKind.PROMOTION, MessageKind.UPDATE,
-                        MessageKind.REMINDER))
-    if unsent_welcome:
-        message = _queue(registration, unsent_welcome, now, method=IcalMethod.REQUEST)
-    else:
-        message = _queue(registration, MessageKind.UPDATE, now, method=IcalMethod.REQUEST,
-                         detail=detail)
-    plan_reminders(registration, now)
-    return message
 
 
 def move_follow_ups(event_id: int, now: datetime, *, ends_at: datetime | None) -> int:

@@ -29,15 +29,18 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 def dispatch_job(app, should_stop: Callable[[], bool] | None = None, worker_id=None,
                  clock: Callable[[], datetime] | None = None):
-    """Send everything due at the app's clock, in an app context of its own."""
+    """Write the reminders due, then send everything due at the app's clock, in an app context
+    of its own."""
     from notifications.dispatcher import DispatchSummary, dispatch_due
+    from notifications.reminders import plan_and_commit
 
     if should_stop and should_stop():
         return DispatchSummary()  # queued before the stop, started after it
     with app.app_context():
         try:
-            return dispatch_due(clock or current_app.config["CLOCK"], worker_id=worker_id,
-                                should_stop=should_stop)
+            clock = clock or current_app.config["CLOCK"]
+            plan_and_commit(clock())
+            return dispatch_due(clock, worker_id=worker_id, should_stop=should_stop)
         finally:
             db.session.remove()
 

@@ -8,6 +8,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_babel import gettext as _
 
 from extensions import db
+from notifications import reminders
 from organisers import auth, roster
 from organisers.forms import AttendeeForm, CancelForm, PromoteForm
 from organisers.timeline import KIND_LABELS, RSVP_LABELS, STATUS_LABELS
@@ -49,6 +50,7 @@ def _render(registration: Registration, status: int = 200, *, error: str | None 
     return render_template(
         "organisers/registration.html", registration=registration, event=registration.event,
         person=registration.person, messages=roster.messages_of(registration),
+        planned=reminders.planned_for(registration, now),
         added_by=roster.added_by(registration), now=now, error=error,
         position=places.waiting_position(registration),
         cancel_form=cancel_form or CancelForm(formdata=None),

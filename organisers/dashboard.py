@@ -8,6 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from extensions import db
+from notifications import reminders
 from notifications.models import Message
 from registration.models import Event, Person, Registration, RegistrationStatus
 
@@ -74,11 +75,15 @@ def forum_headcount() -> Headcount:
 
 
 def dashboard_rows(now: datetime) -> tuple[list[EventRow], list[EventRow]]:
-    """Every event with its registrations and messages counted by status, in four queries:
+    """Every event with its registrations and messages counted by status (reminders still to
+    be written as pending), in five queries:
     (upcoming and running, soonest first; past, latest first)."""
     events = db.session.scalars(sa.select(Event).order_by(Event.starts_at, Event.id)).all()
     people = _counts_by_event(Registration)
     messages = _counts_by_event(Message)
+    # Reminders are written when due: those still to come count as pending already.
+    for event_id, planned in reminders.planned_counts(events, now).items():
+        messages.setdefault(event_id, Counter())["pending"] += sum(c for _, c in planned)
     headcounts = _headcounts_by_event()
     rows = [EventRow(event, people.get(event.id, Counter()), messages.get(event.id, Counter()),
                      headcounts.get(event.id, Headcount()))

@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import selectinload
 
 from extensions import db
+from notifications import reminders
 from notifications.models import Announcement, Message, MessageKind, MessageStatus
 from registration.models import Event, Registration, RegistrationStatus, Rsvp
 
@@ -58,8 +59,9 @@ class TimelineEntry:
     count: int = 0
 
 
-def timeline(event: Event, local_zone: tzinfo) -> list[TimelineEntry]:
-    """The event's sent and pending messages, grouped; personal ones by day in `local_zone`."""
+def timeline(event: Event, local_zone: tzinfo, now: datetime) -> list[TimelineEntry]:
+    """The event's sent and pending messages, grouped; personal ones by day in `local_zone`.
+    Reminders not yet written (they are, when due) count as pending ones."""
     rows = db.session.execute(
         sa.select(Message.status, Message.kind, Message.due_at, sa.func.count(),
                   sa.func.min(Message.sent_at), sa.func.max(Message.sent_at))
@@ -81,6 +83,11 @@ def timeline(event: Event, local_zone: tzinfo) -> list[TimelineEntry]:
             entry = entries[key] = TimelineEntry(
                 "sent" if status == MessageStatus.SENT else "scheduled", kind, first, last)
         entry.first_at, entry.last_at = min(entry.first_at, first), max(entry.last_at, last)
+        entry.count += count
+    for slot, count in reminders.planned_reminders(event, now):
+        key = (MessageStatus.PENDING, MessageKind.REMINDER, slot.due_at)
+        entry = entries.setdefault(key, TimelineEntry("scheduled", MessageKind.REMINDER,
+                                                      slot.due_at, slot.due_at))
         entry.count += count
     return sorted(entries.values(), key=lambda e: (e.first_at, e.status != "sent", e.kind))
 
@@ -167,7 +174,7 @@ def event_overview(event: Event, now: datetime, local_zone: tzinfo) -> dict:
         "waiting": waiting,
         "cancelled": by_status[RegistrationStatus.CANCELLED],
         "active_count": len(attendees) + len(waiting),
-        "timeline": timeline(event, local_zone),
+        "timeline": timeline(event, local_zone, now),
         "announcements": announcements(event),
         "failed": failed[:FAILED_SHOWN],
         "more_failed": len(failed) > FAILED_SHOWN,

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import sqlalchemy as sa
 
 from extensions import db
-from notifications import planner
+from notifications import planner, session_changes
 from registration.models import Event, EventStatus, Registration, RegistrationStatus
 from registration.services import promote_waiting
 
@@ -147,23 +147,18 @@ def change_event(event: Event, changes: dict, now: datetime, *,
         return result
     if event.is_cancelled:
         event.ical_sequence += 1
-        for registration in _active_registrations(event):
-            confirmed = registration.status == RegistrationStatus.CONFIRMED
-            planner.queue_cancellation(registration, confirmed, now, by="organiser")
-            result.notified += 1
-            result.notified_waiting += not confirmed
+        db.session.flush()
+        result.notified, result.notified_waiting = session_changes.queue_cancellations(event, now)
         db.session.flush()
         return result
+    if "starts_at" in changes:
+        event.time_changed_at = now  # reminders due before now are not sent for the new time
     if told:
         event.ical_sequence += 1
         if not event.has_ended(now):
-            for registration in _active_registrations(event):
-                confirmed = registration.status == RegistrationStatus.CONFIRMED
-                if confirmed or "time" in told:
-                    planner.queue_update(registration, now, changed=told,
-                                         old_starts_at=old_starts_at, old_ends_at=old_ends_at)
-                    result.notified += 1
-                    result.notified_waiting += not confirmed
+            db.session.flush()
+            result.notified, result.notified_waiting = session_changes.queue_updates(
+                event, now, changed=told, old_starts_at=old_starts_at, old_ends_at=old_ends_at)
     if result.old_starts_at is not None:
         planner.move_follow_ups(event.id, now, ends_at=event.ends_at)
     if "recording_url" in changes and not event.recording_url:

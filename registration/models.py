@@ -126,6 +126,12 @@ class Event(db.Model):
                                             default=lambda: str(uuid.uuid4()))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # When the start last moved: a reminder due before then is not planned (the attendees were
+    # told of the new time instead). None: never moved.
+    time_changed_at: Mapped[datetime | None]
+    # The reminder slot written for all its seat holders once nobody could still join it: the
+    # planner passes the session by until its next slot (notifications.reminders).
+    reminders_settled: Mapped[str | None] = mapped_column(sa.String(60))
 
     registrations: Mapped[list["Registration"]] = relationship(back_populates="event")
 

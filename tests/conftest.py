@@ -315,6 +315,34 @@ def end_leases() -> None:
     db.session.commit()
 
 
+def dispatch_at(now, *args, **kwargs):
+    """What each claim pass of the worker does at `now`: the reminders due then written, then
+    one batch sent."""
+    from notifications.dispatcher import dispatch
+    from notifications.reminders import plan_and_commit
+
+    plan_and_commit(now)
+    return dispatch(now, *args, **kwargs)
+
+
+def written_reminder(registration, position: int = 0):
+    """The reminder row the dispatch step writes for the registration at the due time of its
+    session's reminder at `position` (0: the first still ahead of its confirmation)."""
+    from flask import current_app
+
+    from notifications.models import Message
+    from notifications.planner import reminder_slots
+    from notifications.reminders import plan_due_reminders
+
+    db.session.flush()
+    slot = reminder_slots(registration.event.starts_at, current_app.config["REMINDER_OFFSETS"],
+                          after=registration.confirmed_at)[position]
+    plan_due_reminders(slot.due_at)
+    return db.session.scalar(sa.select(Message).where(
+        Message.registration_id == registration.id, Message.kind == "reminder",
+        Message.due_at == slot.due_at))
+
+
 def outbox(app):
     """Every email the file backend wrote, in the order they were sent, parsed as a mail
     client would. (File times are too coarse to order a batch: the outbox rows say it.)"""

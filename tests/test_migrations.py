@@ -2,6 +2,7 @@
 databases."""
 
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -347,3 +348,45 @@ def test_announcements_come_and_go_with_their_revision(app):
     db.session.commit()
     assert db.session.scalar(sa.text(
         "SELECT count(*) FROM messages WHERE kind = 'announcement'")) == 1
+
+
+def test_a_pending_reminder_written_before_the_upgrade_is_not_duplicated(app):
+    from notifications.models import Message
+    from notifications.reminders import plan_due_reminders
+    from tests.conftest import make_event, make_registration
+
+    event = make_event()
+    registration = make_registration(event)
+    db.session.commit()
+    start = event.starts_at
+    week_due, ids = start - timedelta(days=7), (registration.id, event.id)
+    db.session.remove()
+    downgrade(revision="0011")
+    try:
+        assert "slot" not in {c["name"] for c in sa.inspect(db.engine).get_columns("messages")}
+        # As the older code wrote them: the week's reminder superseded by a title change and
+        # written again for the same time, and the day's reminder of a time since moved.
+        old = sa.text(
+            "INSERT INTO messages (registration_id, event_id, kind, status, message_id, "
+            "recipient, created_at, due_at, expires_at, attempts, detail) VALUES (:r, :e, "
+            "'reminder', :status, :mid, 'a@example.org', :due, :due, :due, 0, :detail)"
+        ).bindparams(sa.bindparam("due", type_=sa.DateTime()))
+        for status, due, offset in (("skipped", week_due, "7d"), ("pending", week_due, "7d"),
+                                    ("skipped", start - timedelta(days=2), "1d")):
+            db.session.execute(old, {
+                "r": ids[0], "e": ids[1], "status": status, "mid": f"<{status}{offset}@x>",
+                "due": due.replace(tzinfo=None),
+                "detail": f'{{"offset": "{offset}", "is_last": false}}'})
+        db.session.commit()
+    finally:
+        db.session.remove()
+        upgrade()
+    slots = db.session.execute(sa.select(Message.status, Message.slot).order_by(Message.id)).all()
+    moved = (start - timedelta(days=1)).isoformat()
+    assert slots == [("skipped", None), ("pending", f"7d@{start.isoformat()}"),
+                     ("skipped", f"1d@{moved}")]
+    assert plan_due_reminders(week_due + timedelta(minutes=1)) == 0
+    # No reminder due before the event's last change is planned (the older code planned none).
+    assert db.session.scalar(sa.text("SELECT count(*) FROM events "
+                                     "WHERE time_changed_at = updated_at")) == 1
+    assert db.session.scalar(sa.select(sa.func.count(Message.id))) == 3

@@ -16,7 +16,13 @@ from notifications import planner
 from notifications.dispatcher import dispatch
 from notifications.mail import build_message
 from notifications.models import IcalMethod, MessageKind
-from tests.conftest import NOW, make_event, make_registration, sending_through_smtp
+from tests.conftest import (
+    NOW,
+    make_event,
+    make_registration,
+    sending_through_smtp,
+    written_reminder,
+)
 
 # A subject and a name long enough in Japanese to need several encoded words.
 LONG_JAPANESE_TITLE = ("気候変動と都市の資金調達："
@@ -59,7 +65,7 @@ def dns_from(records):
 def a_reminder(**registration_fields):
     registration = make_registration(make_event(), **registration_fields)
     db.session.commit()
-    return planner.plan_reminders(registration, NOW)[0]
+    return written_reminder(registration)
 
 
 def test_the_record_names_the_selector_and_domain_and_splits_its_text(signing_app):

@@ -7,12 +7,14 @@ from datetime import timedelta
 from email import policy
 
 import pytest
+import sqlalchemy as sa
 
 from extensions import db
-from notifications import planner
+from notifications import planner, session_changes
 from notifications.dispatcher import dispatch
 from notifications.mail import build_message
-from tests.conftest import NOW, make_event, make_registration
+from notifications.models import Message
+from tests.conftest import NOW, make_event, make_registration, written_reminder
 
 JOIN = "https://meet.example.org/j/123456"
 RECORDING = "https://video.example.org/climate-finance-101"
@@ -34,13 +36,14 @@ def queued(kind: str, reader: str, **event_fields):
     if kind == "promotion":
         return planner.queue_promotion(registration, NOW), NOW
     if kind == "reminder":
-        first = planner.plan_reminders(registration, NOW)[0]  # the week's
+        first = written_reminder(registration)  # the week's
         return first, first.due_at
     if kind == "update":
-        return planner.queue_update(
-            registration, NOW, changed=["time", "title"],
+        session_changes.queue_updates(
+            event, NOW, changed=["time", "title"],
             old_starts_at=event.starts_at - timedelta(days=1),
-            old_ends_at=event.ends_at - timedelta(days=1)), NOW
+            old_ends_at=event.ends_at - timedelta(days=1))
+        return db.session.scalar(sa.select(Message).where(Message.kind == kind)), NOW
     if kind == "cancellation":
         registration.status = "cancelled"
         return planner.queue_cancellation(registration, True, NOW), NOW

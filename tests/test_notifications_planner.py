@@ -8,11 +8,11 @@ import sqlalchemy as sa
 
 from app import create_app
 from extensions import db
-from notifications.dispatcher import dispatch
 from notifications.models import Message
 from notifications.planner import parse_offsets, reminder_slots
+from notifications.reminders import plan_and_commit
 from registration import services
-from tests.conftest import NOW, make_event, outbox, sign_up
+from tests.conftest import NOW, dispatch_at, make_event, outbox, sign_up
 
 DEFAULT = parse_offsets("7d,1d,1h")
 
@@ -24,6 +24,14 @@ def reminders(registration_id=None, status=None):
     if status is not None:
         query = query.where(Message.status == status)
     return db.session.scalars(query).all()
+
+
+def plan_through(event, offsets=DEFAULT, since=NOW):
+    """The dispatch step's planning run at `since` and at each reminder's due time after it;
+    every reminder row written."""
+    for slot in [None, *reminder_slots(event.starts_at, offsets, after=since)]:
+        plan_and_commit(slot.due_at if slot else since)
+    return reminders()
 
 
 def body(parsed):
@@ -98,7 +106,8 @@ def test_reminders_are_due_in_absolute_time_across_dst_changes(local_start, zone
 def test_sign_up_a_month_ahead_plans_every_reminder(client):
     event = make_event(starts_at=NOW + timedelta(days=30))
     sign_up(client, event.slug)
-    planned = reminders()
+    assert reminders() == []  # written when each falls due, not at sign-up
+    planned = plan_through(event)
     assert [m.detail["offset"] for m in planned] == ["7d", "1d", "1h"]
     assert [m.due_at for m in planned] == [event.starts_at - o.before for o in DEFAULT]
     assert [m.detail["is_last"] for m in planned] == [False, False, True]
@@ -107,13 +116,13 @@ def test_sign_up_a_month_ahead_plans_every_reminder(client):
 def test_late_registrant_gets_no_week_reminder(client):
     event = make_event(starts_at=NOW + timedelta(days=2))
     sign_up(client, event.slug)
-    assert [m.detail["offset"] for m in reminders()] == ["1d", "1h"]
+    assert [m.detail["offset"] for m in plan_through(event)] == ["1d", "1h"]
 
 
 def test_registrant_thirty_minutes_ahead_gets_only_the_confirmation(client):
     event = make_event(starts_at=NOW + timedelta(minutes=30))
     sign_up(client, event.slug)
-    assert reminders() == []
+    assert plan_through(event) == []
     kinds = db.session.scalars(sa.select(Message.kind)).all()
     assert kinds == ["confirmation"]
 
@@ -130,6 +139,7 @@ def test_waiting_list_gets_no_reminders_until_promoted_then_only_later_ones(app,
     services.cancel(first, promoted_at)
     db.session.commit()
     assert second.status == "confirmed"
+    plan_through(event, since=promoted_at)
     assert [m.detail["offset"] for m in reminders(second.id)] == ["1d", "1h"]
     assert all(m.due_at > promoted_at for m in reminders(second.id))
 
@@ -137,8 +147,10 @@ def test_waiting_list_gets_no_reminders_until_promoted_then_only_later_ones(app,
 def test_cancelled_registrations_pending_reminders_end_skipped_with_the_reason(client):
     event = make_event()
     sign_up(client, event.slug)
+    week = reminder_slots(event.starts_at, DEFAULT, after=NOW)[0]
+    plan_and_commit(week.due_at)
     registration = services.find_active(event, "aiko.tanaka@example.org")
-    services.cancel(registration, NOW + timedelta(hours=1))
+    services.cancel(registration, week.due_at + timedelta(minutes=1))
     db.session.commit()
     assert {(m.status, m.skip_reason) for m in reminders()} == {("skipped", "cancelled")}
 
@@ -147,7 +159,8 @@ def test_custom_offsets_come_from_the_setting(app_with):
     with app_with(REMINDER_OFFSETS="2d,15m") as app:
         event = make_event()
         sign_up(app.test_client(), event.slug)
-        assert [m.detail["offset"] for m in reminders()] == ["2d", "15m"]
+        offsets = parse_offsets("2d,15m")
+        assert [m.detail["offset"] for m in plan_through(event, offsets)] == ["2d", "15m"]
 
 
 # --- sending: windows, outages and what the reminders say ---------------------------------
@@ -156,18 +169,28 @@ def test_after_an_outage_only_the_freshest_reminder_goes_out(app, client):
     event = make_event(starts_at=NOW + timedelta(days=30))
     sign_up(client, event.slug)
     # The dispatcher was down from before the week reminder until after the day reminder.
-    summary = dispatch(event.starts_at - timedelta(hours=20))
+    summary = dispatch_at(event.starts_at - timedelta(hours=20))
     assert summary.sent == 1 + 1  # the confirmation (still in its window) and the day reminder
+    # The week's reminder, whose window closed during the outage, is never written.
     by_offset = {m.detail["offset"]: (m.status, m.skip_reason) for m in reminders()}
-    assert by_offset == {"7d": ("skipped", "expired"), "1d": ("sent", None),
-                         "1h": ("pending", None)}
+    assert by_offset == {"1d": ("sent", None)}
 
 
 def test_no_reminder_goes_out_once_the_session_has_started(app, client):
     event = make_event(starts_at=NOW + timedelta(days=30))
     sign_up(client, event.slug)
-    dispatch(event.starts_at + timedelta(minutes=1))
-    assert {m.status for m in reminders()} == {"skipped"}
+    dispatch_at(event.starts_at + timedelta(minutes=1))
+    assert reminders() == []
+    assert not any("Reminder" in str(mail["Subject"]) for mail in outbox(app))
+
+
+def test_a_reminder_written_but_unsent_at_the_start_never_goes_out(app, client):
+    event = make_event(starts_at=NOW + timedelta(days=30))
+    sign_up(client, event.slug)
+    plan_and_commit(event.starts_at - timedelta(minutes=30))  # the dispatcher then stopped
+    dispatch_at(event.starts_at + timedelta(minutes=1))
+    assert [(m.detail["offset"], m.status, m.skip_reason) for m in reminders()] == [
+        ("1h", "skipped", "expired")]
     assert not any("Reminder" in str(mail["Subject"]) for mail in outbox(app))
 
 
@@ -175,8 +198,8 @@ def test_reminders_go_out_each_in_its_window_exactly_once(app, client):
     event = make_event(starts_at=NOW + timedelta(days=30))
     sign_up(client, event.slug)
     for slot in reminder_slots(event.starts_at, DEFAULT, after=NOW):
-        dispatch(slot.due_at)
-        dispatch(slot.due_at + timedelta(minutes=5))
+        dispatch_at(slot.due_at)
+        dispatch_at(slot.due_at + timedelta(minutes=5))
     subjects = [str(mail["Subject"]) for mail in outbox(app)]
     assert subjects == [
         "Confirmed: Climate finance 101",
@@ -189,7 +212,7 @@ def test_reminders_go_out_each_in_its_window_exactly_once(app, client):
 def test_last_reminder_puts_the_join_link_first(app, client):
     event = make_event(starts_at=NOW + timedelta(days=30))
     sign_up(client, event.slug)
-    dispatch(event.starts_at - timedelta(hours=1))
+    dispatch_at(event.starts_at - timedelta(hours=1))
     last = outbox(app)[-1]
     text = body(last)
     assert "starts in 1 hour" in text
@@ -201,7 +224,7 @@ def test_last_reminder_puts_the_join_link_first(app, client):
 def test_japanese_reminder_names_the_time_in_the_attendees_zone(app, client):
     event = make_event(starts_at=datetime(2025, 7, 22, 12, tzinfo=UTC))
     sign_up(client, event.slug, language="ja", timezone="Asia/Tokyo")
-    dispatch(event.starts_at - timedelta(days=1))
+    dispatch_at(event.starts_at - timedelta(days=1))
     reminder = outbox(app)[-1]
     assert str(reminder["Subject"]) == "リマインダー: Climate finance 101（1日後）"
     assert "2025年7月22日(火) 21:00〜22:30 日本標準時" in body(reminder)
@@ -210,7 +233,7 @@ def test_japanese_reminder_names_the_time_in_the_attendees_zone(app, client):
 def test_waiting_list_emails_never_carry_the_join_link(app, client):
     event = make_event(capacity=0)
     sign_up(client, event.slug)
-    dispatch(event.starts_at - timedelta(minutes=30))
+    dispatch_at(event.starts_at - timedelta(minutes=30))
     mails = outbox(app)
     assert len(mails) == 1
     assert event.join_url not in mails[0].as_string()
@@ -219,7 +242,7 @@ def test_waiting_list_emails_never_carry_the_join_link(app, client):
 def test_a_reminder_sent_late_in_its_window_says_how_long_is_really_left(app, client):
     event = make_event(starts_at=NOW + timedelta(days=30))
     sign_up(client, event.slug)
-    dispatch(event.starts_at - timedelta(hours=5))  # the day reminder, 19 hours late
+    dispatch_at(event.starts_at - timedelta(hours=5))  # the day reminder, 19 hours late
     assert str(outbox(app)[-1]["Subject"]) == "Reminder: Climate finance 101, in 5 hours"
 
 

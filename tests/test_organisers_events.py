@@ -421,8 +421,9 @@ def test_the_timeline_shows_sent_scheduled_failed_and_skipped_emails(admin, book
     for registration in (first, second):
         make_message(registration, "sent", due_at=sent_at, sent_at=sent_at)
     week_before = booked.starts_at - timedelta(days=7)
-    for registration in (first, second):
-        make_message(registration, "pending", kind="reminder", due_at=week_before)
+    for registration in (first, second):  # the week's reminder, written as it fell due
+        make_message(registration, "pending", kind="reminder", due_at=week_before,
+                     slot=f"7d@{booked.starts_at.isoformat()}")
     make_message(second, "failed", kind="update", attempts=1, last_attempt_at=NOW,
                  last_reply="550 5.1.1 mailbox unavailable")
     make_message(waiting, "skipped", kind="reminder", skip_reason="not confirmed")
@@ -437,6 +438,9 @@ def test_the_timeline_shows_sent_scheduled_failed_and_skipped_emails(admin, book
     assert rows == [
         "Fri 20 Jun 2025, 07:00 Coordinated Universal Time sent confirmation 2 people",
         "Sun 13 Jul 2025, 09:00 Coordinated Universal Time scheduled reminder 2 people",
+        # Those not yet written, as the planner will write them.
+        "Sat 19 Jul 2025, 09:00 Coordinated Universal Time scheduled reminder 2 people",
+        "Sun 20 Jul 2025, 08:00 Coordinated Universal Time scheduled reminder 2 people",
     ]
     failed = page[page.index('id="failed"'):page.index("<h3>Skipped")]
     assert "second@example.org" in failed and "550 5.1.1 mailbox unavailable" in failed

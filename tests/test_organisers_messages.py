@@ -378,12 +378,11 @@ def test_the_preview_frames_the_email_sandboxed_and_allows_only_its_own_styles(a
 
 
 def test_a_reschedule_after_queueing_does_not_supersede_the_organisers_words(app, admin, event):
-    from notifications import planner
+    from notifications import session_changes
 
     post(admin, SEND, audience="seats")
-    for registration in event.registrations:
-        planner.queue_update(registration, NOW, changed=["time"], old_starts_at=event.starts_at,
-                             old_ends_at=event.ends_at)
+    session_changes.queue_updates(event, NOW, changed=["time"], old_starts_at=event.starts_at,
+                                  old_ends_at=event.ends_at)
     db.session.commit()
 
     dispatch(NOW)

@@ -10,7 +10,8 @@ from extensions import db
 from notifications import planner
 from notifications.dispatcher import dispatch
 from notifications.models import HandledMail, Message, MessageKind
-from registration import people, replies, services
+from notifications.reminders import plan_and_commit
+from registration import changes, people, replies, services
 from registration.models import Event, Person, Registration
 from tests.conftest import ATTENDEE, NOW, make_event, make_registration, outbox
 from tests.replies_mail import calendar_reply, delivery_report, human_mail
@@ -19,7 +20,8 @@ AIKO = ATTENDEE["email"]
 
 
 def full_session():
-    """A one-seat session: Aiko has the seat (her confirmation sent), Ben waits."""
+    """A one-seat session: Aiko has the seat (her confirmation sent, the week's reminder
+    written), Ben waits."""
     event = make_event(capacity=1, confirmed_count=1)
     aiko = make_registration(event)
     people.ensure(aiko.email_key, NOW)
@@ -30,6 +32,7 @@ def full_session():
     planner.plan_new_registration(ben, NOW)
     db.session.commit()
     assert dispatch(NOW).sent == 2
+    plan_and_commit(event.starts_at - timedelta(days=7))  # her week's reminder, now due
     return event, aiko, ben
 
 
@@ -118,7 +121,7 @@ def test_accepted_and_tentative_are_recorded_and_keep_everything(app):
     assert replies.act_on(raw, later) == "reply"
     aiko = fresh(Registration, aiko.id)
     assert (aiko.status, aiko.rsvp, aiko.rsvp_at) == ("confirmed", "accepted", later)
-    assert len(pending(aiko, MessageKind.REMINDER)) == 3
+    assert len(pending(aiko, MessageKind.REMINDER)) == 1
 
 
 def test_an_answer_we_cannot_place_is_left_for_people(app):
@@ -152,8 +155,7 @@ def test_a_permanent_bounce_stops_every_email_to_the_address_until_they_sign_up_
     skipped = db.session.scalars(sa.select(Message).where(Message.skip_reason == "bounced")).all()
     assert {m.registration_id for m in skipped} == {aiko.id, other.id}
     # An email queued after the mark (the session moved) is not sent either.
-    planner.queue_update(aiko, NOW, changed=["time"], old_starts_at=event.starts_at,
-                         old_ends_at=event.ends_at)
+    changes.change_event(event, {"title": "Climate finance 102"}, NOW)
     # So is the link to all the person's sessions, asked for after the bounce.
     planner.queue_my_link(aiko, NOW)
     db.session.commit()
@@ -185,7 +187,7 @@ def test_a_delay_or_an_address_we_never_wrote_to_changes_nothing(app):
         assert replies.act_on(raw, NOW) == "left"
     assert db.session.scalar(sa.select(Person.undeliverable_at)
                              .where(Person.email_key == aiko.email_key)) is None
-    assert len(pending(aiko, MessageKind.REMINDER)) == 3
+    assert len(pending(aiko, MessageKind.REMINDER)) == 1
 
 
 def test_a_bounce_quoting_our_message_id_marks_the_address(app):

@@ -13,7 +13,7 @@ from notifications.dispatcher import dispatch
 from notifications.models import Message, MessageKind
 from registration import services
 from registration.models import Event, Registration
-from tests.conftest import NOW, outbox
+from tests.conftest import NOW, dispatch_at, outbox
 from tests.imap_server import DovecotServer, missing_dovecot
 from tests.replies_mail import REPLIES, calendar_reply, delivery_report, human_mail
 
@@ -118,7 +118,7 @@ def test_a_permanent_bounce_stops_the_next_reminder_and_a_delay_changes_nothing(
     assert "1 bounce," in read_mailbox(app)
 
     week_before = event.starts_at - timedelta(days=7)
-    assert dispatch(week_before).sent == 0
+    assert dispatch_at(week_before).sent == 0
     reminder = db.session.scalars(sa.select(Message).where(
         Message.registration_id == aiko.id, Message.kind == MessageKind.REMINDER)).all()
     assert {m.skip_reason for m in reminder} == {"bounced"}
