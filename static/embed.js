@@ -119,17 +119,26 @@ ul.sessions li { border-bottom: 1px solid #dde5e1; }
     return forms[language];
   }
 
-  // A session's time where the visitor is, the zone named: "Tuesday 14 July 2026, 10:00–11:30
-  // Japan Standard Time".
+  // A session's time where the visitor is, the zone named in words: "Tuesday, 14 July 2026,
+  // 10:00–11:30 Japan Standard Time" (Intl's formatRange gives only "GMT+9" for the zone).
+  const SEPARATORS = { en: [", ", "–"], ja: [" ", "〜"] };
   function when(session, language) {
+    const locale = language === "ja" ? "ja-JP" : "en-GB";
+    const [afterDate, dash] = SEPARATORS[language];
     const start = new Date(session.starts_at);
     const end = session.ends_at ? new Date(session.ends_at) : null;
-    const format = new Intl.DateTimeFormat(language === "ja" ? "ja-JP" : "en-GB", {
-      weekday: "long", year: "numeric", month: "long", day: "numeric", hour: "2-digit",
-      minute: "2-digit", hourCycle: "h23", timeZoneName: "long",
-    });
-    const text = end && format.formatRange ? format.formatRange(start, end) : format.format(start);
-    return h("time", { datetime: session.starts_at }, text);
+    const date = new Intl.DateTimeFormat(locale, {
+      weekday: "long", year: "numeric", month: "long", day: "numeric" });
+    const time = new Intl.DateTimeFormat(locale, {
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+    const zone = new Intl.DateTimeFormat(locale, { timeZoneName: "long" }).formatToParts(start)
+      .find((part) => part.type === "timeZoneName");
+    const at = (moment) => date.format(moment) + afterDate + time.format(moment);
+    let text = at(start);
+    if (end) {
+      text += dash + (date.format(end) === date.format(start) ? time.format(end) : at(end));
+    }
+    return h("time", { datetime: session.starts_at }, zone ? `${text} ${zone.value}` : text);
   }
 
   function visitorZone() {
@@ -408,6 +417,11 @@ ul.sessions li { border-bottom: 1px solid #dde5e1; }
       const answer = await getJSON(`/api/v1/events?${query}`, this.language);
       const sessions = (Array.isArray(answer) ? answer : answer.events || [])
         .filter((session) => session.status === "scheduled");
+      if (!sessions.length) {
+        this.show(h("p", { class: "notice" }, this.texts.no_sessions),
+          h("p", {}, h("a", { href: `${ORIGIN}/` }, this.texts.hosted_link)));
+        return;
+      }
       const choices = h("fieldset", { class: "field" },
         h("legend", {}, this.texts.choose_sessions),
         h("ul", { class: "sessions" }, sessions.map((session, index) => {
@@ -419,7 +433,7 @@ ul.sessions li { border-bottom: 1px solid #dde5e1; }
             h("label", { for: id }, h("strong", { lang: session.language }, session.title),
               h("br"), when(session, this.language), seats ? h("br") : null, seats)));
         })));
-      this.zone = sessions.length ? sessions[0].timezone : "UTC";
+      this.zone = sessions[0].timezone;
       const chosen = () => ({ events: [...choices.querySelectorAll("input:checked")]
         .map((box) => box.value) });
       this.show(h("p", { class: "zone-note" }, this.texts.times_in_your_zone),
