@@ -119,26 +119,36 @@ ul.sessions li { border-bottom: 1px solid #dde5e1; }
     return forms[language];
   }
 
-  // A session's time where the visitor is, the zone named in words: "Tuesday, 14 July 2026,
-  // 10:00–11:30 Japan Standard Time" (Intl's formatRange gives only "GMT+9" for the zone).
-  const SEPARATORS = { en: [", ", "–"], ja: [" ", "〜"] };
+  // A session's time where the visitor is, written as our pages write it, the zone named in
+  // words: "Wednesday 14 July 2027, 10:00–11:30 Japan Standard Time", "2027年7月14日(水)
+  // 10:00〜11:30 日本標準時" (Intl's formatRange would name the zone only as "GMT+9").
+  const DATES = {
+    en: { weekday: "long", pattern: (p) => `${p.weekday} ${p.day} ${p.month} ${p.year}`,
+          afterDate: ", ", dash: "–" },
+    ja: { weekday: "short", pattern: (p) => `${p.year}年${p.month}月${p.day}日(${p.weekday})`,
+          afterDate: " ", dash: "〜" },
+  };
   function when(session, language) {
+    const style = DATES[language];
     const locale = language === "ja" ? "ja-JP" : "en-GB";
-    const [afterDate, dash] = SEPARATORS[language];
+    const parts = (moment, options) => Object.fromEntries(
+      new Intl.DateTimeFormat(locale, options).formatToParts(moment)
+        .map((part) => [part.type, part.value]));
+    const date = (moment) => style.pattern(parts(moment, { weekday: style.weekday,
+      year: "numeric", month: language === "ja" ? "numeric" : "long", day: "numeric" }));
+    const time = (moment) => {
+      const found = parts(moment, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+      return `${found.hour}:${found.minute}`;
+    };
     const start = new Date(session.starts_at);
     const end = session.ends_at ? new Date(session.ends_at) : null;
-    const date = new Intl.DateTimeFormat(locale, {
-      weekday: "long", year: "numeric", month: "long", day: "numeric" });
-    const time = new Intl.DateTimeFormat(locale, {
-      hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
-    const zone = new Intl.DateTimeFormat(locale, { timeZoneName: "long" }).formatToParts(start)
-      .find((part) => part.type === "timeZoneName");
-    const at = (moment) => date.format(moment) + afterDate + time.format(moment);
-    let text = at(start);
+    let text = date(start) + style.afterDate + time(start);
     if (end) {
-      text += dash + (date.format(end) === date.format(start) ? time.format(end) : at(end));
+      text += style.dash +
+        (date(end) === date(start) ? time(end) : date(end) + style.afterDate + time(end));
     }
-    return h("time", { datetime: session.starts_at }, zone ? `${text} ${zone.value}` : text);
+    const zone = parts(start, { timeZoneName: "long" }).timeZoneName;
+    return h("time", { datetime: session.starts_at }, zone ? `${text} ${zone}` : text);
   }
 
   function visitorZone() {
