@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export FLASK_APP := app
 
-.PHONY: run test bench lint clean translations catalogues messages screenshots
+.PHONY: run test bench lint clean translations catalogues messages screenshots openapi
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ translations: messages
 	$(BIN)/pybabel -q update --input-file $(POT) --output-dir translations \
 	  --no-fuzzy-matching --ignore-obsolete --ignore-pot-creation-date
 	$(BIN)/pybabel compile --directory translations --statistics
+
+# The API's OpenAPI document, committed at the root so that review sees every change to the API
+# (tests/test_api_openapi.py compares it with the one the code writes). Run after changing /api.
+openapi: $(STAMP)
+	$(BIN)/flask openapi write openapi.json
 
 run: catalogues
 	$(BIN)/flask db upgrade

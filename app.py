@@ -99,6 +99,10 @@ def create_app(test_config=None):
     app.register_blueprint(organiser_exports_bp)
     app.register_blueprint(organiser_profile_bp)
     app.register_blueprint(organiser_messages_bp)
+    import api
+
+    # Before the error pages: see api.init_app.
+    api.init_app(app)
     app.jinja_env.globals.update(format_helpers())
     app.jinja_env.globals.update(language.template_helpers())
     registration_cli.init_app(app)
@@ -150,7 +154,12 @@ def error_heading(code: int) -> str:
 
 
 def _register_error_pages(app):
+    from api import problems
+
     def render_error(code, message):
+        if problems.wanted():
+            # Under /api every error is problem details in JSON, never an HTML page.
+            return problems.problem(code)
         return render_template("error.html", code=code, heading=error_heading(code),
                                message=message), code
 
@@ -164,6 +173,8 @@ def _register_error_pages(app):
 
     @app.errorhandler(HTTPException)
     def http_error(exc):
+        if problems.wanted():
+            return problems.from_http_exception(exc)
         code = exc.code or 500
         # A view's own words for the person, except the limiter's, which are for machines.
         if code != 429 and exc.description != type(exc).description:

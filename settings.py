@@ -66,6 +66,28 @@ def _offsets(raw):
         raise ConfigError(f"REMINDER_OFFSETS {exc}") from None
 
 
+ORIGIN = re.compile(r"(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?")
+DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def _origins(raw):
+    """CORS_ORIGINS: the web origins (scheme://host[:port]) whose pages may post sign-ups to the
+    API, each exactly as a browser sends it in the Origin header."""
+    origins = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        match = ORIGIN.fullmatch(item)
+        if (not match or match.group(3) == DEFAULT_PORTS[match.group(1)]
+                or (match.group(3) and not 0 < int(match.group(3)) < 65536)):
+            raise ConfigError(
+                f"CORS_ORIGINS must list origins as browsers send them, like "
+                f"https://www.example.org or http://localhost:8080 (lower case, no path, no "
+                f"trailing slash, no default port), separated by commas: not {item!r}")
+        origins.append(item)
+    return frozenset(origins)
+
+
 def _database_url(raw, instance_path):
     if not raw:
         return "sqlite:///" + str(Path(instance_path) / "forum.sqlite3")
@@ -226,6 +248,7 @@ def load_settings(env, instance_path):
         "RATELIMIT_SIGNUP_PER_EMAIL": get("RATELIMIT_SIGNUP_PER_EMAIL", "10 per hour"),
         "RATELIMIT_MY_LINK_PER_IP": get("RATELIMIT_MY_LINK_PER_IP", "30 per hour"),
         "RATELIMIT_HEADERS_ENABLED": True,
+        "CORS_ORIGINS": _origins(get("CORS_ORIGINS")),
         "PROGRAMME_NAME": get("PROGRAMME_NAME", "Virtual Forum"),
         # Who runs the service, as the privacy notice names them (the data controller).
         "SERVICE_OPERATOR": get("SERVICE_OPERATOR", "The Virtual Forum organisers"),
@@ -298,7 +321,7 @@ SETTING_NAMES = {
     "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_SECURITY", "SMTP_TIMEOUT_SECONDS",
     "MAIL_FROM", "MAIL_FROM_NAME", "ORGANISER_EMAIL", "SCHEDULER", "DISPATCH_INTERVAL_SECONDS",
     "DISPATCH_BATCH_SIZE", "DISPATCH_MARK_BATCH", "CLAIM_LEASE_SECONDS", "RATELIMIT_ENABLED",
-    "RATELIMIT_STORAGE_URI",
+    "RATELIMIT_STORAGE_URI", "CORS_ORIGINS",
     "RATELIMIT_SIGNUP_PER_IP", "RATELIMIT_SIGNUP_PER_EMAIL", "RATELIMIT_MY_LINK_PER_IP",
     "PRIVACY_NOTICE_VERSION",
     "PROGRAMME_NAME", "TRUSTED_PROXIES", "REMINDER_OFFSETS", "RETENTION_DAYS",

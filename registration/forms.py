@@ -23,6 +23,13 @@ from registration.text import clean_text, first_control
 from registration.times import zone_names
 
 MAX_FIELD = 200
+MAX_EMAIL = 320
+# The words under a field's label, on the page (_signup_fields.html) and in the API's form
+# description (api/form.py).
+HINTS = {
+    "email": _l("We send your invite and the join link here."),
+    "timezone": _l("Your emails show the session’s times in this time zone."),
+}
 # Codes Babel knows that are not ISO 3166-1 countries (regions, "unknown", reserved ones);
 # Kosovo's user-assigned XK stays, as cities there sign up too.
 NOT_COUNTRIES = {"EU", "EZ", "UN", "QO", "ZZ", "XA", "XB", "AC", "CP", "CQ", "DG", "EA", "IC", "TA"}

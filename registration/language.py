@@ -65,8 +65,10 @@ def keep_choice(response):
     """After a request: a language chosen with ?lang= is kept in a cookie; pages that follow
     Accept-Language or the cookie say so to caches."""
     chosen = _choice(request.args.get(COOKIE))
-    # A calendar file's ?lang= (a subscription's language) is for that file, not the device.
-    if chosen and not _in_console() and response.mimetype != "text/calendar":
+    # A calendar file's ?lang= (a subscription's language) is for that file, not the device;
+    # so is a JSON answer's (the API sets no cookie, whoever embeds it).
+    if (chosen and not _in_console() and response.mimetype != "text/calendar"
+            and not response.is_json):
         response.set_cookie(COOKIE, chosen, max_age=COOKIE_MAX_AGE, samesite="Lax",
                             secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True)
     if response.mimetype == "text/html":

@@ -35,7 +35,14 @@ from registration import (
     wording,
 )
 from registration.addresses import display, email_key
-from registration.forms import SignupForm, country_options, time_zone_options
+from registration.forms import (
+    HINTS,
+    MAX_EMAIL,
+    MAX_FIELD,
+    SignupForm,
+    country_options,
+    time_zone_options,
+)
 from registration.lookup import event_or_404, open_events
 from registration.models import (
     AFFILIATIONS,
@@ -58,15 +65,27 @@ def _email_key() -> str:
     use, for this session (signing up for many sessions is fine; hammering one is not); on
     the form for several sessions, for the address alone (one submission counts once)."""
     # A digest: the limiter's store and its log lines never hold the address itself.
-    address = hashlib.sha256(email_key(request.form.get("email") or "").encode()).hexdigest()
+    address = hashlib.sha256(email_key(submitted_email()).encode()).hexdigest()
     return f"signup-email:{request.view_args.get('slug', '')}:{address}"
 
 
+def submitted_email() -> str:
+    """The address a sign-up sent: the form's field, or the API's JSON body's "email"."""
+    if request.is_json:
+        body = request.get_json(silent=True)
+        value = body.get("email") if isinstance(body, dict) else None
+        return value if isinstance(value, str) else ""
+    return request.form.get("email") or ""
+
+
 def signup_limits(view):
-    """The sign-up forms' rate limits, counted once per submission: per IP, and per address."""
-    view = limiter.limit(lambda: current_app.config["RATELIMIT_SIGNUP_PER_EMAIL"],
-                         key_func=_email_key)(view)
-    return limiter.limit(lambda: current_app.config["RATELIMIT_SIGNUP_PER_IP"])(view)
+    """The sign-up rate limits, counted once per submission: per IP, and per address."""
+    # One scope for every sign-up view (the forms and the API): one budget per address and
+    # session, one per IP, however a sign-up arrives.
+    view = limiter.shared_limit(lambda: current_app.config["RATELIMIT_SIGNUP_PER_EMAIL"],
+                                scope="signup-email", key_func=_email_key)(view)
+    return limiter.shared_limit(lambda: current_app.config["RATELIMIT_SIGNUP_PER_IP"],
+                                scope="signup-ip")(view)
 
 
 @bp.app_template_filter("address")
@@ -87,6 +106,9 @@ def format_helpers():
         "language_labels": LANGUAGE_LABELS,
         "country_options": country_options,
         "time_zone_options": time_zone_options,
+        "signup_hints": HINTS,
+        "max_field": MAX_FIELD,
+        "max_email": MAX_EMAIL,
         "zone_info": zone,
         **remember.template_helpers(),
     }
