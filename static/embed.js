@@ -43,7 +43,7 @@ fieldset { border: 0; padding: 0; margin: 0; min-width: 0; }
 .radio input, .checkbox input { flex: none; width: 1.5em; height: 1.5em; margin: .6em 0 0;
   accent-color: #0a6e4f; }
 .radio label, .checkbox label { flex: 1; padding: .55em 0; font-weight: normal; }
-.checkbox + .hint { padding-left: 2.1em; }
+.checkbox + .hint, .checkbox ~ .notice-link { margin: 0; padding-left: 2.1em; }
 .field-invalid { border-left: 5px solid #a32121; padding-left: .75em; }
 .field-invalid input:not([type=checkbox]):not([type=radio]), .field-invalid select {
   border: 2px solid #a32121; }
@@ -331,15 +331,13 @@ ul.sessions li { border-bottom: 1px solid #dde5e1; }
     const base = { name: field.name, "aria-describedby": described(field),
                    required: Boolean(field.required) };
     if (field.type === "checkbox") {
-      const label = h("label", { for: field.name }, field.label);
-      if (field.link) {
-        label.append(" ", h("a", { href: field.link.url, target: "_blank", rel: "noopener" },
-          field.link.text));
-      }
+      // The notice's link under the box, not inside its label: a click on it must not tick.
       return h("div", { class: "field" },
         h("div", { class: "checkbox" },
-          h("input", { ...base, id: field.name, type: "checkbox", value: "y" }), label),
-        hint(field));
+          h("input", { ...base, id: field.name, type: "checkbox", value: "y" }),
+          h("label", { for: field.name }, field.label)),
+        hint(field), field.link ? h("p", { class: "notice-link" }, h("a", {
+          href: field.link.url, target: "_blank", rel: "noopener" }, field.link.text)) : null);
     }
     if (field.type === "radio") {
       return h("div", { class: "field" },
