@@ -155,7 +155,7 @@ def watch(page) -> list[str]:
     problems = []
     # A 422 is the API's answer to a form with mistakes, which Chromium logs as a failed load.
     page.on("console", lambda message: message.type == "error"
-            and not message.text.endswith("status of 422 (Unprocessable Entity)")
+            and "status of 422 (" not in message.text
             and problems.append(f"console: {message.text}"))
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     return problems
