@@ -173,11 +173,14 @@ ul.sessions li { border-bottom: 1px solid #dde5e1; }
       this.shadow.replaceChildren(this.box);
     }
 
+    // The API's words when it answered (but for a session it doesn't know, whose detail is
+    // for developers), else "could not be reached"; the host's own link stays under them.
     failed(error) {
       const texts = this.texts || {};
-      const detail = (error && error.body && (error.body.detail || error.body.title)) ||
-        texts.network_error;
-      if (!detail) { return; }  // not even the words: the host's link stays as it is
+      const body = (error && error.body) || {};
+      const detail = body.status === 404 ? texts.not_found
+        : body.detail || body.title || texts.network_error;
+      if (!detail) { return; }  // nothing to add: the host's link stays as it is
       this.shadow.replaceChildren(h("div", { class: "fs", lang: this.language },
         h("p", { class: "notice", role: "alert" }, detail), h("slot")));
     }

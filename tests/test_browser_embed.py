@@ -6,7 +6,7 @@ One server, one host and one browser for the module, on SQLite and on PostgreSQL
 
 import email
 import gzip
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import policy
 
 import pytest
@@ -257,6 +257,66 @@ def test_a_session_that_has_ended_says_so_and_offers_no_form(embedding, visit):
     assert widget.locator("form").count() == 0
     assert widget.locator(".notice").inner_text()
     assert_clean(page, problems, "an ended session")
+
+
+def test_a_cancelled_session_says_so_and_offers_no_form(embedding, visit):
+    from registration.models import Event, EventStatus
+    from tests.conftest import make_event
+
+    app = embedding.site.app
+    with app.app_context():
+        make_event(slug="called-off", title="Called off", status=EventStatus.CANCELLED,
+                   starts_at=datetime.now(UTC) + timedelta(days=20))
+        assert db.session.scalar(sa.select(Event.status).where(Event.slug == "called-off")) \
+            == EventStatus.CANCELLED
+        db.session.remove()
+        db.engine.dispose()
+    page, problems = visit("ja", event="called-off")
+    widget = rendered(page)
+    assert widget.locator("h2").inner_text() == "Called off"
+    assert widget.locator("form").count() == 0
+    assert widget.locator(".notice").inner_text() == "中止"
+    assert_clean(page, problems, "a cancelled session")
+
+
+def test_a_session_not_in_the_programme_leaves_the_hosts_link(embedding, visit):
+    page, _ = visit("en", event="no-such-session")
+    page.wait_for_load_state("networkidle")
+    assert page.get_by_role("link", name=FALLBACK["en"]).is_visible()
+    assert page.locator("forum-signup").locator("form").count() == 0
+
+
+def test_the_programme_asks_for_a_session_when_none_is_ticked(embedding, visit):
+    page, problems = visit("ja", programme="")
+    widget = rendered(page, "forum-programme")
+    fill_widget(widget, embedding.site.new_email())
+    widget.locator("button[type=submit]").click()
+    summary = widget.locator(".error-summary")
+    summary.wait_for()
+    assert summary.locator("li").count() == 1
+    summary.locator("a[href='#events']").click()
+    assert page.evaluate("document.activeElement.shadowRoot.activeElement.value") \
+        == widget.locator("input[name=events]").first.get_attribute("value")
+    assert widget.locator("#events-error").is_visible()
+    assert_clean(page, problems, "the programme, nothing ticked")
+
+
+def test_every_control_shows_a_focus_ring(embedding, visit):
+    page, _ = visit("en", width=1280, event=embedding.site.open_slug)
+    widget = rendered(page)
+    controls = widget.locator("input:not([tabindex='-1']), select, button, a").count()
+    seen = []
+    for _ in range(controls):
+        page.keyboard.press("Tab")
+        ring = page.evaluate("""() => { const e = document.activeElement.shadowRoot
+            && document.activeElement.shadowRoot.activeElement;
+            if (!e) return null; const s = getComputedStyle(e);
+            return [e.id || e.name || e.tagName, s.outlineStyle, s.outlineWidth, s.boxShadow]; }""")
+        if ring is None:
+            continue
+        seen.append(ring[0])
+        assert ring[1] == "solid" and ring[2] == "3px" and "255, 221, 0" in ring[3], ring
+    assert {"name", "email", "country", "consent"} <= set(seen), seen
 
 
 def test_the_host_stylesheet_changes_nothing_inside(embedding, visit):
