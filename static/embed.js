@@ -200,8 +200,8 @@ ul.sessions li { border-bottom: 1px solid #dde5e1; }
       }).concat(honeypot(form.honeypot, this.texts));
     }
 
-    // The form, its error summary's place, the outcome's live region; `body` gives what to post
-    // besides the fields.
+    // The form, its error summary's place and the outcome's live region; extraBody() gives
+    // what to post besides the fields (the sessions ticked).
     renderForm(form, action, submitText, extraBody, ...before) {
       this.summary = h("div", { class: "summary-slot" });
       this.outcome = h("div", { class: "outcome", role: "status", tabindex: "-1" });
