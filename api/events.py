@@ -105,7 +105,7 @@ def list_events():
         if value is None:
             continue
         if value not in values:
-            errors.append((name, _("Choose one of: %(values)s.", values=", ".join(values))))
+            errors.append((name, problems.choose_one_of(values)))
         else:
             query = query.where(getattr(Event, name) == value)
     start, problem = _moment("from")

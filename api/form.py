@@ -5,12 +5,13 @@ name, and every other sentence the embed shows, translated.
 Keys may be added; none is removed without telling the embed's side (and openapi.json shows
 every change). `texts` holds {n} and {email} placeholders the embed fills in."""
 
-from flask import current_app, url_for
+from flask import current_app, request, url_for
 from flask_babel import gettext as _
 
+from api import problems
 from api.blueprint import bp
-from api.events import public_json
-from api.schemas import FormSchema
+from api.events import PROBLEM, public_json
+from api.schemas import FormSchema, ProblemSchema
 from registration import language
 from registration.forms import HINTS, MAX_EMAIL, MAX_FIELD, SignupForm, countries, time_zones
 from registration.models import AFFILIATIONS, LANGUAGE_LABELS
@@ -80,8 +81,12 @@ def texts() -> dict[str, str]:
 @bp.response(200, FormSchema, description="The form, in one language.",
              headers={"ETag": {"schema": {"type": "string"}}})
 @bp.alt_response(304, description="Not modified (If-None-Match).")
+@bp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM,
+                 description="A language we don't have.")
 def describe_form():
     """The sign-up form's fields and the embed's sentences, translated."""
+    if request.args.get("lang", "en") not in language.LANGUAGE_NAMES:
+        return problems.invalid([("lang", problems.choose_one_of(language.LANGUAGE_NAMES))])
     locale = language.page_language()
     form = SignupForm(formdata=None, meta={"csrf": False})
     response = public_json({"language": locale, "fields": fields(form, locale),

@@ -87,3 +87,8 @@ def not_found() -> str:
     """The detail of a 404 for a session slug: no echo of what was sent."""
     return _("There is no session with this slug in the programme: GET /api/v1/events lists "
              "them.")
+
+
+def choose_one_of(values) -> str:
+    """The message for a value that is not one of the listed ones (which it never repeats)."""
+    return _("Choose one of: %(values)s.", values=", ".join(values))

@@ -14,6 +14,7 @@ from registration import language, services, times
 from registration.forms import SignupForm
 from registration.models import Event
 from registration.several import MAX_CHOSEN
+from registration.text import is_unicode
 from registration.views import closed_message, signup_limits
 
 # The form's fields a JSON body may carry as text ("consent" is a boolean, "events" a list).
@@ -63,7 +64,7 @@ def _form(data: dict) -> tuple[SignupForm, list[tuple[str, str]]]:
         value = data.get(name)
         if value is None:
             continue
-        if isinstance(value, str):
+        if is_unicode(value):
             values[name] = value
         else:
             errors.append((name, _("Send this field as text.")))
@@ -87,7 +88,7 @@ def _form(data: dict) -> tuple[SignupForm, list[tuple[str, str]]]:
 def _accepted(data: dict, events: list[Event]):
     """202: the same answer whatever happened to the address (new, repeat, waiting list)."""
     email = data.get("email")
-    return {"status": "accepted", "email": email if isinstance(email, str) else "",
+    return {"status": "accepted", "email": email if is_unicode(email) else "",
             "events": [event.slug for event in events]}, 202
 
 
@@ -102,7 +103,7 @@ def _open_event(slug: str, now) -> Event:
 
 def _submit(events: list[Event], data: dict, now):
     """Sign up for the events, by the form's rules; the answer."""
-    if isinstance(data.get("website"), str) and data["website"]:
+    if is_unicode(data.get("website")) and data["website"]:
         # A robot filled the trap: answer as to anyone, keep nothing (as the form does).
         return _accepted(data, events)
     form, errors = _form(data)

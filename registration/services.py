@@ -38,8 +38,9 @@ class Applicant:
 
 
 def find_event(slug: str) -> Event | None:
-    """The event with this slug, if any (a slug no event can have is not looked up)."""
-    if not slug or len(slug) > 80:
+    """The event with this slug, if any (a slug no event can have is not looked up: PostgreSQL
+    refuses a NUL, and a lone surrogate can't even be sent to it)."""
+    if not slug or len(slug) > Event.slug.type.length or not slug.isprintable():
         return None
     return db.session.scalar(sa.select(Event).where(Event.slug == slug))
 

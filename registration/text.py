@@ -13,6 +13,18 @@ def clean_text(value: str | None) -> str:
     return unicodedata.normalize("NFC", (value or "").strip())
 
 
+def is_unicode(value) -> bool:
+    """Whether the value is a string of Unicode characters: not a lone surrogate, which JSON's
+    \\ud800 escapes can carry and which no database or email can store."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def is_control(ch: str) -> bool:
     """A character that has no place in a line of text: a control character (a line break,
     NUL…), a line or paragraph separator, or one that reorders text."""

@@ -55,6 +55,7 @@ from registration.models import (
     Pillar,
 )
 from registration.private import private_page
+from registration.text import is_unicode
 from registration.times import format_month, format_when, utc_iso, when_data, zone
 
 bp = Blueprint("registration", __name__)
@@ -74,7 +75,7 @@ def submitted_email() -> str:
     if request.is_json:
         body = request.get_json(silent=True)
         value = body.get("email") if isinstance(body, dict) else None
-        return value if isinstance(value, str) else ""
+        return value if is_unicode(value) else ""
     return request.form.get("email") or ""
 
 

@@ -166,3 +166,27 @@ def test_an_ended_or_cancelled_session_is_a_410(app, client, path):
     app.config["CLOCK"] = lambda: event.ends_at + timedelta(seconds=1)
     assert client.post(path, json=body).status_code == 410
     assert registrations() == []
+
+
+def test_a_lone_surrogate_is_an_error_of_its_field_not_a_server_error(client):
+    make_event()
+    body = '{"name": "Aiko \\ud800", "email": "aiko@example.org", "consent": true}'
+    response = client.post(SIGN_UP, data=body, content_type="application/json")
+    assert response.status_code == 422
+    assert "name" in [error["field"] for error in response.get_json()["errors"]]
+    assert registrations() == []
+
+
+@pytest.mark.parametrize("slug", ["bad\u0000slug", "\ud800", "x" * 81])
+def test_a_slug_no_session_can_have_is_a_404(client, slug):
+    make_event()
+    response = client.post("/api/v1/registrations", json={**BODY, "events": [slug]})
+    assert response.status_code == 404
+
+
+def test_the_address_limit_takes_any_json_string(app_with):
+    with app_with(RATELIMIT_ENABLED="true") as app:
+        make_event()
+        body = '{"email": "\\udc00@example.org"}'
+        response = app.test_client().post(SIGN_UP, data=body, content_type="application/json")
+        assert response.status_code == 422

@@ -146,3 +146,24 @@ def test_bounces_go_to_the_replies_mailbox_unless_the_envelope_sender_is_set(tmp
                        SMTP_ENVELOPE_FROM="bounces@example.org").config
     assert config["SMTP_ENVELOPE_FROM"] == "bounces@example.org"
     assert _imap_app(tmp_path).config["SMTP_ENVELOPE_FROM"] == "forum@example.org"
+
+
+@pytest.mark.parametrize("value", [
+    "www.example.org", "https://www.example.org/", "https://www.example.org/embed",
+    "https://WWW.example.org", "https://www.example.org:443", "ftp://files.example.org",
+    "https://user@www.example.org", "https://www.example.org, *", "https://x.example:99999",
+])
+def test_a_cors_origin_not_written_as_browsers_send_it_stops_start_up(tmp_path, value):
+    with pytest.raises(SystemExit) as exc:
+        create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "CORS_ORIGINS": value})
+    message = str(exc.value.code)
+    assert "CORS_ORIGINS" in message and "\n" not in message
+
+
+def test_cors_origins_are_exact_origins_and_none_by_default(tmp_path):
+    database = f"sqlite:///{tmp_path}/x.sqlite3"
+    assert create_app({"DATABASE_URL": database, "SCHEDULER": "off"}).config[
+        "CORS_ORIGINS"] == frozenset()
+    app = create_app({"DATABASE_URL": database, "SCHEDULER": "off",
+                      "CORS_ORIGINS": " https://www.example.org ,http://localhost:8080,"})
+    assert app.config["CORS_ORIGINS"] == {"https://www.example.org", "http://localhost:8080"}
