@@ -69,17 +69,30 @@ class HostSite:
                 if url.path == "/host.css":
                     self._answer(HOSTILE_CSS.encode(), "text/css", None)
                     return
+                if url.path == "/blank":
+                    self._answer(b"<!doctype html><title>blank</title>", "text/html", None)
+                    return
+                if url.path == "/cookie":
+                    # A cookie meant to be kept by a page of any site: readable by fetch with
+                    # credentials, and allowed third-party if the browser allows any.
+                    self._answer(b"{}", "application/json", None, {
+                        "Set-Cookie": "probe=1; SameSite=None; Secure; Path=/",
+                        "Access-Control-Allow-Origin": self.headers.get("Origin", "*"),
+                        "Access-Control-Allow-Credentials": "true"})
+                    return
                 query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
                 html, hostile = host_page(host.app_origin, query)
                 self._answer(html.encode(), "text/html; charset=utf-8",
                              host_policy(host.app_origin, hostile))
 
-            def _answer(self, body, content_type, policy):
+            def _answer(self, body, content_type, policy, headers=None):
                 self.send_response(200)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 if policy:
                     self.send_header("Content-Security-Policy", policy)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -137,7 +150,9 @@ def start_embedding(database_url: str, folder: Path) -> Embedding:
 
 def launch_blocking_third_party_cookies(playwright):
     """Debian's Chromium as the other browser tests start it, with third-party cookies blocked
-    as a privacy-minded browser does."""
+    as a privacy-minded browser does. Playwright's contexts are off-the-record profiles, which
+    block them already (test_the_browser_blocks_third_party_cookies checks it); the switch says
+    so again for a build that would not."""
     return playwright.chromium.launch(
         executable_path=CHROMIUM, args=[*LAUNCH_ARGS, "--test-third-party-cookie-phaseout"])
 
