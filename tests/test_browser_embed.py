@@ -92,20 +92,21 @@ def fill_widget(widget, email_address):
 
 
 def our_page_words(browser, site, slug, lang, address=""):
-    """The labels of our own page's sign-up form and its error messages, sent empty but for
-    this address."""
+    """The labels and hints of our own page's sign-up form, and its error messages when sent
+    empty but for this address."""
     page = new_page(browser, PHONE, **VISITORS[lang])
     try:
         page.goto(site.at(f"/events/{slug}", lang))
         page.fill("#email", address)
-        labels = page.locator("main form[method=post] .field > label, main form[method=post] "
-                              ".field legend").all_inner_texts()
+        form = "main form[method=post]"
+        labels = page.locator(f"{form} .field > label, {form} .field legend").all_inner_texts()
+        hints = page.locator(f"{form} .field .hint").all_inner_texts()
         with page.expect_navigation():
             page.click("main form[method=post] button[type=submit]")
         errors = page.locator(".error-summary li").all_inner_texts()
     finally:
         page.context.close()
-    return labels, errors
+    return labels, hints, errors
 
 
 def registered(app, email_address) -> list[tuple[str, str]]:
@@ -161,9 +162,13 @@ def test_a_visitor_signs_up_on_the_host_page_and_gets_the_invite(embedding, brow
     assert ZONE_NAMES[lang] in widget.locator("time").inner_text()
     # The fallback link is the host's content, no longer shown once the widget is there.
     assert not page.get_by_role("link", name=FALLBACK[lang]).is_visible()
-    labels, _ = our_page_words(browser, site, site.open_slug, lang)
+    labels, hints, _ = our_page_words(browser, site, site.open_slug, lang)
     shown = widget.locator(".field > label, .field legend").all_inner_texts()
     assert [label for label in labels if label in shown] == labels, (labels, shown)
+    # Every hint is our page's (which also has one for remembering details on the device,
+    # something the embed does not do).
+    shown_hints = widget.locator(".field .hint").all_inner_texts()
+    assert len(shown_hints) >= 2 and set(shown_hints) <= set(hints), (hints, shown_hints)
     assert widget.locator(f"#language option[value={lang}]").evaluate("o => o.selected")
     assert_clean(page, problems, f"the {lang} sign-up")
 
@@ -198,7 +203,7 @@ def test_errors_show_as_on_our_page(embedding, browser, visit, lang):
     summary.wait_for()
     assert page.evaluate("document.activeElement.shadowRoot.activeElement"
                          ".matches('.error-summary')")
-    _, our_errors = our_page_words(browser, site, site.open_slug, lang, "not an address")
+    _, _, our_errors = our_page_words(browser, site, site.open_slug, lang, "not an address")
     listed = summary.locator("li").all_inner_texts()
     assert listed == our_errors
     email_error = widget.locator("#email-error")
@@ -329,6 +334,14 @@ def test_the_host_stylesheet_changes_nothing_inside(embedding, visit):
         assert csp_violations(page) == []
     assert looks["1"] == looks["0"]
     assert "rgb(255, 0, 0)" not in str(looks["1"])
+    # Nor does the widget change the host page: its heading looks the same without it.
+    heading = {}
+    for query in ({"event": embedding.site.open_slug}, {}):
+        page, _ = visit("en", width=1280, **query)
+        if query:
+            rendered(page)
+        heading[bool(query)] = page.locator("h1").evaluate(styles)
+    assert heading[True] == heading[False]
 
 
 def test_without_javascript_the_host_shows_the_link_to_our_page(embedding, visit):
