@@ -223,6 +223,12 @@ def take_embed_screenshots(browser, folder: Path, widths=(1280, 375)) -> list[st
                             if (name, lang, width) == ("signup", "en", 1280):
                                 README_PICTURE.parent.mkdir(exist_ok=True)
                                 page.screenshot(path=README_PICTURE, full_page=True)
+                            # The same sent empty: the error summary and each field's message.
+                            widget = page.locator(selector)
+                            widget.locator("button[type=submit]").click()
+                            widget.locator(".error-summary").wait_for()
+                            page.screenshot(path=folder / f"embed-{name}-errors-{lang}-{width}.png",
+                                            full_page=True)
                         except Exception as exc:  # noqa: BLE001  (say it, photograph on)
                             problems.append(f"embed {name} {lang} {width}: {exc}".splitlines()[0])
                         finally:
