@@ -66,6 +66,7 @@ def create_app(test_config=None):
         raise SystemExit(f"Configuration error: the {', '.join(missing)} catalogue is not "
                          "compiled: run `make catalogues` (pybabel compile -d translations)")
 
+    import api
     import notifications.models  # noqa: F401  (every table known to Alembic and the session)
     import organisers.models  # noqa: F401
     import registration.models  # noqa: F401
@@ -99,8 +100,6 @@ def create_app(test_config=None):
     app.register_blueprint(organiser_exports_bp)
     app.register_blueprint(organiser_profile_bp)
     app.register_blueprint(organiser_messages_bp)
-    import api
-
     # Before the error pages: see api.init_app.
     api.init_app(app)
     app.jinja_env.globals.update(format_helpers())

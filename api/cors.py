@@ -34,6 +34,8 @@ def cors_headers(response):
         response.vary.add("Origin")
         if origin is not None and _allowed(origin):
             response.headers["Access-Control-Allow-Origin"] = origin
+            # A page may read how long a 429 asks it to wait.
+            response.headers["Access-Control-Expose-Headers"] = "Retry-After"
             if request.method == "OPTIONS":
                 response.headers["Access-Control-Allow-Methods"] = "POST"
                 response.headers["Access-Control-Allow-Headers"] = "Content-Type, Accept-Language"

@@ -17,7 +17,6 @@ from registration import services, times
 from registration.models import Event, EventKind, Language, Pillar
 
 CACHE_CONTROL = "public, max-age=60"
-PROBLEM = "application/problem+json"
 FILTERS = {"kind": tuple(EventKind), "pillar": tuple(Pillar), "language": tuple(Language)}
 # OpenAPI links: from the list to a session, from a session to its sign-up (a client, and
 # schemathesis's stateful run, can follow them).
@@ -84,17 +83,18 @@ def _moment(name: str) -> tuple[datetime | None, str | None]:
     {"in": "query", "name": name, "required": False,
      "schema": {"type": "string", "enum": list(values)}} for name, values in FILTERS.items()
 ] + [
-    {"in": "query", "name": "from", "required": False,
-     "schema": {"type": "string", "format": "date-time"},
-     "description": "Only sessions that end at or after this time."},
-    {"in": "query", "name": "to", "required": False,
-     "schema": {"type": "string", "format": "date-time"},
-     "description": "Only sessions that start before this time."},
+    # ISO 8601 as Python reads it (a date, a date-time, with or without a zone): wider than
+    # JSON Schema's date-time format, so no format is claimed.
+    {"in": "query", "name": "from", "required": False, "schema": {"type": "string"},
+     "description": "Only sessions that end at or after this time: ISO 8601, like "
+                    "2025-07-01T00:00:00Z (a date, or no zone: UTC)."},
+    {"in": "query", "name": "to", "required": False, "schema": {"type": "string"},
+     "description": "Only sessions that start before this time: ISO 8601, as `from`."},
 ])
 @bp.response(200, EventListSchema, description="The sessions, soonest first.",
              headers={"ETag": {"schema": {"type": "string"}}})
 @bp.alt_response(304, description="Not modified (If-None-Match).")
-@bp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM,
+@bp.alt_response(422, schema=ProblemSchema, content_type=problems.MEDIA_TYPE,
                  description="A filter can't be read.")
 def list_events():
     """The programme: every published session, past ones included, filtered."""
@@ -130,7 +130,7 @@ def list_events():
 @bp.response(200, EventSchema, description="The session.",
              headers={"ETag": {"schema": {"type": "string"}}})
 @bp.alt_response(304, description="Not modified (If-None-Match).")
-@bp.alt_response(404, schema=ProblemSchema, content_type=PROBLEM,
+@bp.alt_response(404, schema=ProblemSchema, content_type=problems.MEDIA_TYPE,
                  description="No session has this slug.")
 def get_event(slug):
     """One session."""

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 
 from api import problems
 from api.blueprint import bp
-from api.events import PROBLEM, public_json
+from api.events import public_json
 from api.schemas import FormSchema, ProblemSchema
 from registration import language
 from registration.forms import HINTS, MAX_EMAIL, MAX_FIELD, SignupForm, countries, time_zones
@@ -81,7 +81,7 @@ def texts() -> dict[str, str]:
 @bp.response(200, FormSchema, description="The form, in one language.",
              headers={"ETag": {"schema": {"type": "string"}}})
 @bp.alt_response(304, description="Not modified (If-None-Match).")
-@bp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM,
+@bp.alt_response(422, schema=ProblemSchema, content_type=problems.MEDIA_TYPE,
                  description="A language we don't have.")
 def describe_form():
     """The sign-up form's fields and the embed's sentences, translated."""

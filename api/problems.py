@@ -5,6 +5,7 @@ from flask import Response, has_request_context, json, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 PREFIX = "/api/"
 MEDIA_TYPE = "application/problem+json"
@@ -54,7 +55,8 @@ def problem(status: int, detail: str | None = None, *, errors: list[dict] | None
     """A problem+json response for the status, with its translated title and detail."""
     body = {
         "type": "about:blank",
-        "title": str(TITLES.get(status) or TITLES[500 if status >= 500 else 400]),
+        # A status without words of ours (rare: 406, 501…) has the HTTP phrase, in English.
+        "title": str(TITLES.get(status) or HTTP_STATUS_CODES.get(status, "Error")),
         "status": status,
         "detail": str(detail or DETAILS.get(status) or DETAILS[500 if status >= 500 else 400]),
     }

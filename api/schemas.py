@@ -52,19 +52,6 @@ class EventListSchema(ma.Schema):
     events = fields.List(fields.Nested(EventSchema), required=True)
 
 
-class EventFilterSchema(ma.Schema):
-    """The programme's filters (all optional)."""
-
-    kind = fields.String(validate=ma.validate.OneOf(tuple(EventKind)))
-    pillar = fields.String(validate=ma.validate.OneOf(tuple(Pillar)))
-    language = fields.String(validate=ma.validate.OneOf(tuple(Language)))
-    # `from` is a Python keyword: the field's data key carries the name.
-    from_ = fields.String(data_key="from", metadata={
-        "format": "date-time", "description": "Sessions that end at or after this time."})
-    to = fields.String(metadata={
-        "format": "date-time", "description": "Sessions that start before this time."})
-
-
 class SignupSchema(ma.Schema):
     """The sign-up form's fields, as JSON. The rules are the form's (registration/forms.py)."""
 

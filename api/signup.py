@@ -20,7 +20,6 @@ from registration.views import closed_message, signup_limits
 # The form's fields a JSON body may carry as text ("consent" is a boolean, "events" a list).
 TEXT_FIELDS = ("name", "email", "organisation", "affiliation", "country", "timezone",
                "language", "website")
-PROBLEM = "application/problem+json"
 
 
 def _errors_doc(*codes: int):
@@ -38,7 +37,7 @@ def _errors_doc(*codes: int):
 
     def decorate(view):
         for code in codes:
-            view = bp.alt_response(code, schema=ProblemSchema, content_type=PROBLEM,
+            view = bp.alt_response(code, schema=ProblemSchema, content_type=problems.MEDIA_TYPE,
                                    description=descriptions[code])(view)
         return view
 
@@ -56,8 +55,8 @@ def _body() -> dict:
 
 
 def _form(data: dict) -> tuple[SignupForm, list[tuple[str, str]]]:
-    """The sign-up form filled from the body, validated, and the errors (field, message) in the
-    form's order; a value of the wrong JSON type is an error of its field."""
+    """The sign-up form filled from the body, validated, and its errors (field, message) in the
+    order of the page; a value of the wrong JSON type is an error of its field."""
     errors = []
     values = MultiDict()
     for name in TEXT_FIELDS:
@@ -82,7 +81,8 @@ def _form(data: dict) -> tuple[SignupForm, list[tuple[str, str]]]:
     wrong_type = {field for field, _message in errors}
     errors += [(field, messages[0]) for field, messages in form.errors.items()
                if field not in wrong_type]
-    return form, errors
+    order = [field.name for field in form]
+    return form, sorted(errors, key=lambda error: order.index(error[0]))
 
 
 def _accepted(data: dict, events: list[Event]):

@@ -17,13 +17,13 @@ from wtforms import BooleanField, StringField
 from wtforms.validators import ValidationError
 
 from registration.addresses import EmailNotValidError, parse
-from registration.models import AFFILIATIONS, Language
+from registration.models import AFFILIATIONS, Language, Registration
 from registration.services import Applicant
 from registration.text import clean_text, first_control
 from registration.times import zone_names
 
 MAX_FIELD = 200
-MAX_EMAIL = 320
+MAX_EMAIL = Registration.email.type.length
 # The words under a field's label, on the page (_signup_fields.html) and in the API's form
 # description (api/form.py).
 HINTS = {

@@ -28,6 +28,7 @@ def test_a_listed_origin_may_post_and_reads_the_answer(client):
     response = client.post(SIGN_UP, json=BODY, headers={"Origin": SITE})
     assert response.status_code == 202
     assert response.headers["Access-Control-Allow-Origin"] == SITE
+    assert response.headers["Access-Control-Expose-Headers"] == "Retry-After"
     assert "Origin" in response.headers["Vary"]
     assert "Access-Control-Allow-Credentials" not in response.headers
     assert "Set-Cookie" not in response.headers
@@ -152,3 +153,24 @@ def test_the_rate_limits_are_the_forms_with_a_retry_after(app_with):
         assert limited.mimetype == "application/problem+json"
         assert int(limited.headers["Retry-After"]) > 0
         assert client.post(SIGN_UP, json={**BODY, "email": "other@example.org"}).status_code == 202
+
+
+def test_an_unexpected_error_is_a_500_problem_on_api_and_an_html_page_elsewhere(app_with,
+                                                                              monkeypatch):
+    from api import events
+    from registration import views
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    with app_with(TESTING=False) as app:
+        make_event()
+        monkeypatch.setattr(events, "describe", broken)
+        monkeypatch.setattr(views, "render_template", broken)
+        client = app.test_client()
+        response = client.get("/api/v1/events/climate-finance-101")
+        assert response.status_code == 500
+        assert response.mimetype == "application/problem+json"
+        assert response.get_json()["status"] == 500
+        page = client.get("/")
+        assert page.status_code == 500 and page.mimetype == "text/html"

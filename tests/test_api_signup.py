@@ -190,3 +190,10 @@ def test_the_address_limit_takes_any_json_string(app_with):
         body = '{"email": "\\udc00@example.org"}'
         response = app.test_client().post(SIGN_UP, data=body, content_type="application/json")
         assert response.status_code == 422
+
+
+def test_errors_come_in_the_order_of_the_page_whatever_their_kind(client):
+    make_event()
+    response = client.post(SIGN_UP, json={**BODY, "consent": "yes", "country": "XX", "name": 42})
+    assert [error["field"] for error in response.get_json()["errors"]] == [
+        "name", "country", "consent"]
