@@ -1,6 +1,7 @@
 // The embeddable sign-up for another site's pages: <forum-signup event="slug"> (one session)
-// and <forum-programme> (the upcoming sessions, several at once). Each renders in its own open
-// shadow root from our /api/v1 (the script's own origin), in English or Japanese, with styles
+// and <forum-programme> (the upcoming sessions, several at once). Each renders in its own
+// shadow root (open: nothing in it is secret, and accessibility checkers such as axe can only
+// look inside an open one) from our /api/v1 (the script's own origin), in English or Japanese, with styles
 // adopted as a constructed stylesheet (no inline style, so a strict host CSP allows them), no
 // cookies, no storage, and API data only ever written as text. Until it renders, the element's
 // own content (a link to our page) is what people see.

@@ -19,6 +19,9 @@ from tests.servers import GunicornServer
 HOSTILE_CSS = "* { color: red !important; font-size: 40px; font-family: serif !important; }"
 HOST_TITLES = {"en": "Our city network: the forum", "ja": "都市ネットワーク：フォーラム"}
 FALLBACK = {"en": "Sign up on the forum's site", "ja": "フォーラムのサイトで申し込む"}
+# A visitor who reads each language, where people who read it may well be.
+VISITORS = {"en": {"locale": "en-GB", "timezone_id": "Europe/London"},
+            "ja": {"locale": "ja-JP", "timezone_id": "Asia/Tokyo"}}
 
 
 def host_policy(app_origin: str, own_styles: bool) -> str:
@@ -190,8 +193,6 @@ def rendered(page, selector: str = "forum-signup"):
 
 # The README's picture: the English sign-up on a sample host page at a desktop's width.
 README_PICTURE = Path(__file__).resolve().parent.parent / "docs" / "embed.png"
-SCREENSHOT_VISITORS = {"en": {"locale": "en-GB", "timezone_id": "Europe/London"},
-                       "ja": {"locale": "ja-JP", "timezone_id": "Asia/Tokyo"}}
 
 
 def take_embed_screenshots(browser, folder: Path, widths=(1280, 375)) -> list[str]:
@@ -209,7 +210,7 @@ def take_embed_screenshots(browser, folder: Path, widths=(1280, 375)) -> list[st
         migrate(database_url, scratch)
         embedding = start_embedding(database_url, scratch)
         try:
-            for lang, visitor in SCREENSHOT_VISITORS.items():
+            for lang, visitor in VISITORS.items():
                 for width in widths:
                     for name, query, selector in (
                             ("signup", {"event": embedding.site.open_slug}, "forum-signup"),

@@ -16,6 +16,7 @@ from tests.browser import ATTENDEE, LANGUAGES, axe_violations, describe_violatio
 from tests.conftest import sending_through_smtp
 from tests.embed_host import (
     FALLBACK,
+    VISITORS,
     csp_violations,
     launch_blocking_third_party_cookies,
     rendered,
@@ -23,8 +24,6 @@ from tests.embed_host import (
     watch,
 )
 
-VISITORS = {"en": {"locale": "en-GB", "timezone_id": "Europe/London"},
-            "ja": {"locale": "ja-JP", "timezone_id": "Asia/Tokyo"}}
 ZONE_NAMES = {"en": "Greenwich Mean Time", "ja": "日本標準時"}
 PHONE, NARROW = 375, 320
 
