@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 from tests.browser import WORKERS, Site, seeded_app, server_settings
 from tests.chromium import CHROMIUM, LAUNCH_ARGS
@@ -117,8 +117,7 @@ class HostSite:
 
     def page(self, lang: str = "en", **query) -> str:
         """The address of a host page: event=slug, programme=<language or ''>, hostile='1'."""
-        pairs = "&".join(f"{k}={v}" for k, v in {"lang": lang, **query}.items())
-        return f"{self.origin}/?{pairs}"
+        return f"{self.origin}/?{urlencode({'lang': lang, **query})}"
 
 
 @dataclass
