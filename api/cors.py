@@ -26,7 +26,8 @@ def refuse_other_origins():
 @bp.after_request
 def cors_headers(response):
     """Access-Control-* for every answer of the API, errors included (a page must be able to
-    read a 422 to show it); Set-Cookie never."""
+    read a 422 to show it); never credentials (nor a cookie: the API touches no session, and
+    registration.language.keep_choice keeps no language for a JSON answer)."""
     origin = request.headers.get("Origin")
     if request.method in READING:
         response.headers["Access-Control-Allow-Origin"] = "*"

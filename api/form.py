@@ -2,8 +2,11 @@
 the page's order with the same labels, hints, limits and choices as our own page, the honeypot's
 name, and every other sentence the embed shows, translated.
 
-Keys may be added; none is removed without telling the embed's side (and openapi.json shows
-every change). `texts` holds {n} and {email} placeholders the embed fills in."""
+A field's `type` is text, email, select, radio (the type of organisation) or checkbox (the
+consent, with a `link` to the privacy notice); a select or radio has `options` [{value, label}],
+the country list a `placeholder`. Keys may be added; none is removed without telling the
+embed's side (and openapi.json shows every change). `texts` holds {n} and {email} placeholders
+the embed fills in."""
 
 from flask import current_app, request, url_for
 from flask_babel import gettext as _

@@ -174,3 +174,16 @@ def test_an_unexpected_error_is_a_500_problem_on_api_and_an_html_page_elsewhere(
         assert response.get_json()["status"] == 500
         page = client.get("/")
         assert page.status_code == 500 and page.mimetype == "text/html"
+
+
+def test_a_database_outage_is_a_503_problem(client, monkeypatch):
+    from registration import services
+
+    def down(slug):
+        raise sa.exc.OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(services, "find_event", down)
+    response = client.get("/api/v1/events/climate-finance-101")
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["title"] == "Service unavailable"
