@@ -4,7 +4,7 @@ document is written from them (the views build their answers from the same field
 import marshmallow as ma
 from marshmallow import fields
 
-from registration.forms import MAX_FIELD
+from registration.forms import MAX_EMAIL, MAX_FIELD
 from registration.models import EventKind, Language, Pillar
 from registration.several import MAX_CHOSEN
 
@@ -55,9 +55,13 @@ class EventListSchema(ma.Schema):
 class SignupSchema(ma.Schema):
     """The sign-up form's fields, as JSON. The rules are the form's (registration/forms.py)."""
 
-    name = fields.String(required=True, validate=ma.validate.Length(max=MAX_FIELD))
-    email = fields.String(required=True, validate=ma.validate.Length(max=320))
-    organisation = fields.String(validate=ma.validate.Length(max=MAX_FIELD))
+    # The limits are the form's, counted after trimming (so not claimed as maxLength).
+    name = fields.String(required=True, metadata={
+        "description": f"At most {MAX_FIELD} characters, no line breaks."})
+    email = fields.String(required=True, metadata={
+        "description": f"At most {MAX_EMAIL} characters."})
+    organisation = fields.String(metadata={
+        "description": f"Optional; at most {MAX_FIELD} characters, no line breaks."})
     affiliation = fields.String(required=True)
     country = fields.String(required=True, metadata={"description": "ISO 3166-1 alpha-2"})
     timezone = fields.String(required=True, metadata={"description": "An IANA time zone."})

@@ -103,12 +103,14 @@ def _open_event(slug: str, now) -> Event:
 
 def _submit(events: list[Event], data: dict, now):
     """Sign up for the events, by the form's rules; the answer."""
-    if is_unicode(data.get("website")) and data["website"]:
-        # A robot filled the trap: answer as to anyone, keep nothing (as the form does).
-        return _accepted(data, events)
     form, errors = _form(data)
+    # Errors first, unlike the form's page: a client is told what it sent wrong, and a body
+    # that breaks the documented schema is never accepted, trap or not.
     if errors:
         return problems.invalid(errors)
+    if data.get("website"):
+        # A robot filled the trap: answer as to anyone, keep nothing (as the form does).
+        return _accepted(data, events)
     try:
         services.sign_up_many(events, form.applicant(), now)
     except services.SignupClosed as closed:

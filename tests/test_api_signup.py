@@ -197,3 +197,11 @@ def test_errors_come_in_the_order_of_the_page_whatever_their_kind(client):
     response = client.post(SIGN_UP, json={**BODY, "consent": "yes", "country": "XX", "name": 42})
     assert [error["field"] for error in response.get_json()["errors"]] == [
         "name", "country", "consent"]
+
+
+def test_a_filled_trap_does_not_hide_what_is_wrong_with_the_body(client):
+    make_event()
+    response = client.post(SIGN_UP, json={**BODY, "website": "http://spam.example",
+                                          "affiliation": 7})
+    assert response.status_code == 422
+    assert registrations() == []
