@@ -422,15 +422,17 @@ ul.sessions li { border-bottom: 1px solid #dde5e1; }
       this.texts = form.texts;
       const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
       const query = new URLSearchParams({ from: now });
+      let filtered = false;
       for (const name of ["language", "kind", "pillar"]) {
         const value = this.getAttribute(`filter-${name}`);
-        if (value) { query.set(name, value); }
+        if (value) { query.set(name, value); filtered = true; }
       }
       const answer = await getJSON(`/api/v1/events?${query}`, this.language);
       const sessions = (Array.isArray(answer) ? answer : answer.events || [])
         .filter((session) => session.status === "scheduled");
       if (!sessions.length) {
-        this.show(h("p", { class: "notice" }, this.texts.no_sessions),
+        this.show(h("p", { class: "notice" },
+          filtered ? this.texts.no_sessions_filtered : this.texts.no_sessions),
           h("p", {}, h("a", { href: `${ORIGIN}/` }, this.texts.hosted_link)));
         return;
       }
