@@ -81,6 +81,7 @@ def create_app(test_config=None):
     from organisers.views import bp as organisers_bp
     from registration import cli as registration_cli
     from registration import fragments
+    from registration.embed import bp as embed_bp
     from registration.feeds import bp as feeds_bp
     from registration.me import bp as me_bp
     from registration.several import bp as signup_bp
@@ -90,6 +91,7 @@ def create_app(test_config=None):
 
     app.register_blueprint(registration_bp)
     app.register_blueprint(signup_bp)
+    app.register_blueprint(embed_bp)
     app.register_blueprint(me_bp)
     app.register_blueprint(feeds_bp)
     app.register_blueprint(unsubscribe_bp)

@@ -73,6 +73,13 @@ def texts() -> dict[str, str]:
         "times_in_your_zone": _("Times are shown in your time zone."),
         "hosted_link": _("Sign up on the forum’s own page"),
         "loading": _("Loading…"),
+        # The same words as our own pages: the hidden word before a field's message, a full
+        # session's button, an empty programme, a session that is not (or no longer) in it.
+        "error_prefix": _("Error:"),
+        "join_waiting_list": _("Join the waiting list"),
+        "no_sessions": _("No upcoming sessions."),
+        "no_sessions_filtered": _("No upcoming sessions match these filters."),
+        "not_found": _("This session is not in the programme."),
     }
 
 

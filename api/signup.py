@@ -149,8 +149,15 @@ def sign_up_several():
     now = times.now()
     data = _body()
     slugs = data.get("events")
-    if (not isinstance(slugs, list) or not slugs or len(slugs) > MAX_CHOSEN
-            or not all(isinstance(slug, str) for slug in slugs)):
+    if isinstance(slugs, list) and not slugs:
+        # The programme page's words: the embed shows them to the visitor.
+        return problems.invalid([("events", _("Choose at least one session from the "
+                                              "programme."))])
+    if isinstance(slugs, list) and len(slugs) > MAX_CHOSEN:
+        return problems.invalid([("events", _(
+            "Choose at most %(max)d sessions at a time. Go back to the programme and untick "
+            "some.", max=MAX_CHOSEN))])
+    if not isinstance(slugs, list) or not all(isinstance(slug, str) for slug in slugs):
         return problems.invalid([("events", _(
             "List the slugs of 1 to %(max)d sessions.", max=MAX_CHOSEN))])
     events = [_open_event(slug, now) for slug in dict.fromkeys(slugs)]

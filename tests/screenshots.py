@@ -1,7 +1,9 @@
 """`make screenshots`: a PNG of every attendee page the browser tests check, in both languages
 at both widths, and of every organiser console page (in English, its one language so far) at
-both widths, under screenshots/ (named like event-ja-375.png and console-dashboard-en-375.png),
-from the tests' own data on a scratch SQLite database served by gunicorn."""
+both widths, and of the embeddable sign-up on a sample host page (which also refreshes the
+README's docs/embed.png), under screenshots/ (named like event-ja-375.png,
+console-dashboard-en-375.png and embed-signup-ja-375.png), from the tests' own data on a
+scratch SQLite database served by gunicorn."""
 
 import sys
 import tempfile
@@ -21,6 +23,7 @@ from tests.browser import (
     start_site,
 )
 from tests.conftest import migrate
+from tests.embed_host import take_embed_screenshots
 from tests.servers import ROOT
 
 # Each language seen as a visitor who reads it would see it (the times re-rendered where they
@@ -70,6 +73,7 @@ def take_screenshots(folder: Path) -> list[str]:
                             sign_in(page, site)
                         problems += photograph(page, site, CONSOLE_PAGES, name, "en",
                                                folder / f"console-{name}-en-{width}.png")
+                problems += take_embed_screenshots(browser, folder)
                 browser.close()
         finally:
             server.stop()
