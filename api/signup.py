@@ -149,16 +149,22 @@ def sign_up_several():
     now = times.now()
     data = _body()
     slugs = data.get("events")
-    if isinstance(slugs, list) and not slugs:
-        # The programme page's words: the embed shows them to the visitor.
-        return problems.invalid([("events", _("Choose at least one session from the "
-                                              "programme."))])
-    if isinstance(slugs, list) and len(slugs) > MAX_CHOSEN:
-        return problems.invalid([("events", _(
-            "Choose at most %(max)d sessions at a time. Go back to the programme and untick "
-            "some.", max=MAX_CHOSEN))])
-    if not isinstance(slugs, list) or not all(isinstance(slug, str) for slug in slugs):
-        return problems.invalid([("events", _(
-            "List the slugs of 1 to %(max)d sessions.", max=MAX_CHOSEN))])
+    problem = _choice_problem(slugs)
+    if problem:
+        # Every field's error at once, the choice first, as the programme page shows them.
+        return problems.invalid([("events", problem), *_form(data)[1]])
     events = [_open_event(slug, now) for slug in dict.fromkeys(slugs)]
     return _submit(events, data, now)
+
+
+def _choice_problem(slugs) -> str | None:
+    """What is wrong with the list of sessions, in the programme page's words where a person
+    made the choice (the embed shows them), if anything."""
+    if isinstance(slugs, list) and not slugs:
+        return _("Choose at least one session from the programme.")
+    if isinstance(slugs, list) and len(slugs) > MAX_CHOSEN:
+        return _("Choose at most %(max)d sessions at a time. Go back to the programme and "
+                 "untick some.", max=MAX_CHOSEN)
+    if not isinstance(slugs, list) or not all(isinstance(slug, str) for slug in slugs):
+        return _("List the slugs of 1 to %(max)d sessions.", max=MAX_CHOSEN)
+    return None

@@ -2,10 +2,9 @@
 
 import re
 
-from tests.conftest import make_event
+from tests.conftest import ATTENDEE, make_event
 
-BODY = {"name": "Aiko Tanaka", "email": "aiko@example.org", "affiliation": "city",
-        "country": "JP", "timezone": "Asia/Tokyo", "consent": True}
+BODY = {**ATTENDEE, "consent": True}
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 
 
@@ -46,6 +45,9 @@ def test_an_empty_choice_of_sessions_gets_the_programme_pages_words(client):
     assert response.status_code == 422
     assert response.get_json()["errors"] == [
         {"field": "events", "message": "Choose at least one session from the programme."}]
+    # The other fields' errors come with it, as the programme page shows them all at once.
+    both = client.post("/api/v1/registrations", json={**BODY, "events": [], "email": "x"})
+    assert [error["field"] for error in both.get_json()["errors"]] == ["events", "email"]
     too_many = client.post("/api/v1/registrations",
                            json={**BODY, "events": [f"s{n}" for n in range(21)]})
     assert too_many.get_json()["errors"][0]["message"].startswith("Choose at most 20 sessions")
