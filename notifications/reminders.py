@@ -18,9 +18,10 @@ SETTLED_AFTER = timedelta(minutes=10)
 
 
 def slot_key(offset: Offset, starts_at: datetime) -> str:
-    """A reminder slot's name: its offset and the start it belongs to, so a moved session's
-    reminders are planned afresh for its new time."""
-    return f"{offset.label}@{starts_at.isoformat()}"
+    """A reminder slot's name: its distance before the start in seconds (not its label: "1d"
+    and "24h" are one reminder, whatever REMINDER_OFFSETS says tomorrow) and the start it
+    belongs to, so a moved session's reminders are planned afresh for its new time."""
+    return f"{int(offset.before.total_seconds())}s@{starts_at.isoformat()}"
 
 
 def wants_reminders() -> tuple:
@@ -61,7 +62,9 @@ def plan_due_reminders(now: datetime) -> int:
         sa.select(Event)
         .where(Event.starts_at > now, Event.starts_at <= now + offsets[0].before,
                Event.status != EventStatus.CANCELLED)
-        .order_by(Event.starts_at)
+        # One order for every planner (sessions often share a start), so two never lock the
+        # same rows in opposite orders.
+        .order_by(Event.starts_at, Event.id)
     ).all()
     written = 0
     for event in candidates:
@@ -106,8 +109,12 @@ def _plan_slot(event: Event, slot: ReminderSlot, offsets: tuple[Offset, ...],
         typed(slot.expires_at, Message.expires_at),
         typed(detail, Message.detail),
         sa.literal(slot_key(slot.offset, event.starts_at)),
-    ).where(Registration.event_id == event.id, Registration.confirmed_at < slot.due_at,
-            *wants_reminders())
+    ).join(Event, Event.id == Registration.event_id).where(
+        Registration.event_id == event.id, Registration.confirmed_at < slot.due_at,
+        *wants_reminders(),
+        # The session as this statement sees it, in the same snapshot as its registrations: a
+        # reschedule or cancellation committed since the candidates were read writes nothing.
+        Event.starts_at == event.starts_at, Event.status != EventStatus.CANCELLED)
     statement = insert().from_select(
         ["registration_id", "event_id", "kind", "status", "message_id", "recipient",
          "ical_sequence", "created_at", "due_at", "expires_at", "detail", "slot"],

@@ -98,6 +98,7 @@ def queue_updates(event: Event, now: datetime, *, changed: list[str],
                 sa.select(Registration.id).where(Registration.event_id == event.id, queue)),
             "superseded", kinds=(MessageKind.UPDATE,))
         waiting = _rows(event, now, MessageKind.UPDATE, None, detail, queue)
+    _release_future_slots(event, now)
     return seats + waiting, waiting
 
 
@@ -119,4 +120,19 @@ def queue_cancellations(event: Event, now: datetime) -> tuple[int, int]:
     seats = _rows(event, now, MessageKind.CANCELLATION, IcalMethod.CANCEL, detail, seat)
     waiting = _rows(event, now, MessageKind.CANCELLATION, None, detail,
                     Registration.status == RegistrationStatus.WAITLISTED)
+    _release_future_slots(event, now)
     return seats + waiting, waiting
+
+
+def _release_future_slots(event: Event, now: datetime) -> None:
+    """Reminders a change skipped before they were due give their slot back, so the planner
+    writes each at its due time with the invite's version then. Only the older code wrote
+    reminders ahead (at sign-up; migration 0012 kept them); one already due when superseded
+    stays so, as it always did."""
+    db.session.execute(
+        sa.update(Message)
+        .where(Message.event_id == event.id, Message.kind == MessageKind.REMINDER,
+               Message.status == MessageStatus.SKIPPED, Message.slot.is_not(None),
+               Message.due_at > now)
+        .values(slot=None)
+        .execution_options(synchronize_session=False))

@@ -383,8 +383,8 @@ def test_a_pending_reminder_written_before_the_upgrade_is_not_duplicated(app):
         upgrade()
     slots = db.session.execute(sa.select(Message.status, Message.slot).order_by(Message.id)).all()
     moved = (start - timedelta(days=1)).isoformat()
-    assert slots == [("skipped", None), ("pending", f"7d@{start.isoformat()}"),
-                     ("skipped", f"1d@{moved}")]
+    assert slots == [("skipped", None), ("pending", f"604800s@{start.isoformat()}"),
+                     ("skipped", f"86400s@{moved}")]
     assert plan_due_reminders(week_due + timedelta(minutes=1)) == 0
     # No reminder due before the event's last change is planned (the older code planned none).
     assert db.session.scalar(sa.text("SELECT count(*) FROM events "

@@ -12,11 +12,15 @@ from notifications.models import Message, MessageKind
 from notifications.planner import parse_offsets, reminder_slots
 from notifications.reminders import (
     SETTLED_AFTER,
+    _plan_slot,
+    current_slot,
     plan_and_commit,
     plan_due_reminders,
     planned_for,
+    slot_key,
 )
 from registration import changes
+from registration.models import Event
 from tests.conftest import NOW, make_event, make_registration
 
 DEFAULT = parse_offsets("7d,1d,1h")
@@ -57,7 +61,7 @@ def test_the_row_carries_the_slot_version_detail_and_a_message_id_of_its_own(app
     assert first.ical_sequence == 4 and rows[ben.id].ical_sequence == 0
     assert (first.due_at, first.expires_at) == (hour.due_at, event.starts_at)
     assert first.detail == {"offset": "1h", "is_last": True}
-    assert first.slot == f"1h@{event.starts_at.isoformat()}"
+    assert first.slot == f"3600s@{event.starts_at.isoformat()}"
     assert first.created_at == hour.due_at
     ids = [row.message_id for row in rows.values()]
     assert len(set(ids)) == 2
@@ -105,7 +109,7 @@ def test_a_moved_session_gets_its_reminders_afresh_for_the_new_time(app):
     assert plan_and_commit(new_start - timedelta(days=7)) == 1
     old, new = reminder_rows()
     assert (old.status, old.skip_reason) == ("skipped", "superseded")
-    assert new.slot == f"7d@{new_start.isoformat()}" and new.ical_sequence == 1
+    assert new.slot == f"604800s@{new_start.isoformat()}" and new.ical_sequence == 1
     assert planned_for(seat, new.due_at) == [
         slot for slot in reminder_slots(new_start, DEFAULT, new.due_at)]
 
@@ -188,7 +192,7 @@ def test_a_seat_taken_as_a_reminder_fell_due_still_gets_it_then_the_slot_is_sett
     db.session.commit()
     assert plan_and_commit(due + timedelta(minutes=1)) == 1
     assert plan_and_commit(due + SETTLED_AFTER) == 0
-    assert event.reminders_settled == f"7d@{event.starts_at.isoformat()}"
+    assert event.reminders_settled == f"604800s@{event.starts_at.isoformat()}"
     # Settled: later passes run no statement over its seat holders (this row could not be
     # there in life: it only shows that the pass is skipped).
     make_registration(event, email="chen@example.org", email_key="chen@example.org",
@@ -197,3 +201,56 @@ def test_a_seat_taken_as_a_reminder_fell_due_still_gets_it_then_the_slot_is_sett
     assert plan_and_commit(due + SETTLED_AFTER + timedelta(hours=1)) == 0
     # The next slot is planned as usual.
     assert plan_and_commit(event.starts_at - timedelta(days=1)) == 3
+
+
+def test_a_reminder_written_ahead_and_superseded_before_it_was_due_is_written_when_due(app):
+    # As the older code wrote it at sign-up (migration 0012 gave it its slot): pending, ahead.
+    event = make_event()
+    seat = make_registration(event)
+    db.session.commit()
+    [day] = [slot for slot in reminder_slots(event.starts_at, DEFAULT, NOW)
+             if slot.offset.label == "1d"]
+    db.session.add(Message(
+        registration_id=seat.id, event_id=event.id, kind=MessageKind.REMINDER, status="pending",
+        message_id="<ahead@example.org>", recipient=seat.email, ical_sequence=0, created_at=NOW,
+        due_at=day.due_at, expires_at=day.expires_at, detail={"offset": "1d", "is_last": False},
+        slot=slot_key(day.offset, event.starts_at)))
+    db.session.commit()
+    # A new title: a new version of the invite supersedes the row written ahead ...
+    changes.change_event(event, {"title": "Climate finance 102"}, day.due_at - timedelta(days=2))
+    db.session.commit()
+    assert plan_and_commit(day.due_at) == 1
+    ahead, written = reminder_rows()
+    assert (ahead.status, ahead.skip_reason, ahead.slot) == ("skipped", "superseded", None)
+    # ... and the reminder goes out all the same, at its time, with the new version.
+    assert (written.status, written.ical_sequence) == ("pending", 1)
+    assert written.slot == slot_key(day.offset, event.starts_at)
+
+
+def test_a_reminder_renamed_in_the_settings_is_not_sent_again(app):
+    event = make_event()
+    make_registration(event)
+    db.session.commit()
+    due = event.starts_at - timedelta(days=1)
+    app.config["REMINDER_OFFSETS"] = DEFAULT
+    assert plan_and_commit(due) == 1
+    # The operator writes the day reminder as 24h: the same reminder, already written.
+    app.config["REMINDER_OFFSETS"] = parse_offsets("7d,24h,1h")
+    assert plan_and_commit(due + timedelta(minutes=1)) == 0
+    assert len(reminder_rows()) == 1
+
+
+def test_a_planner_holding_a_session_read_before_it_moved_writes_nothing_for_the_old_time(app):
+    event = make_event()
+    make_registration(event)
+    db.session.commit()
+    due = week_due(event)
+    read_before = db.session.get(Event, event.id)  # the planner's candidate, as it read it
+    slot = current_slot(read_before, DEFAULT, due)
+    # Another request moves the session in between (the ORM object here is not refreshed).
+    db.session.execute(sa.update(Event).where(Event.id == event.id)
+                       .values(starts_at=event.starts_at + timedelta(days=1),
+                               ends_at=event.ends_at + timedelta(days=1))
+                       .execution_options(synchronize_session=False))
+    assert _plan_slot(read_before, slot, DEFAULT, due) == 0
+    assert reminder_rows() == []

@@ -423,7 +423,7 @@ def test_the_timeline_shows_sent_scheduled_failed_and_skipped_emails(admin, book
     week_before = booked.starts_at - timedelta(days=7)
     for registration in (first, second):  # the week's reminder, written as it fell due
         make_message(registration, "pending", kind="reminder", due_at=week_before,
-                     slot=f"7d@{booked.starts_at.isoformat()}")
+                     slot=f"604800s@{booked.starts_at.isoformat()}")
     make_message(second, "failed", kind="update", attempts=1, last_attempt_at=NOW,
                  last_reply="550 5.1.1 mailbox unavailable")
     make_message(waiting, "skipped", kind="reminder", skip_reason="not confirmed")

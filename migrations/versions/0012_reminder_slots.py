@@ -44,8 +44,9 @@ def _slot(due_at, detail) -> str | None:
     label = (detail or {}).get("offset")
     if not label or label[-1] not in UNITS or not label[:-1].isdigit():
         return None
-    starts_at = due_at.replace(tzinfo=UTC) + timedelta(**{UNITS[label[-1]]: int(label[:-1])})
-    return f"{label}@{starts_at.isoformat()}"
+    before = timedelta(**{UNITS[label[-1]]: int(label[:-1])})
+    starts_at = due_at.replace(tzinfo=UTC) + before
+    return f"{int(before.total_seconds())}s@{starts_at.isoformat()}"
 
 
 def upgrade():
