@@ -1,6 +1,7 @@
 """The API's blueprint and its OpenAPI document (flask-smorest writes it from the views and
 schemas), and how the API is plugged into the app."""
 
+from flask import g
 from flask_smorest import Api, Blueprint
 
 from api.schemas import ProblemSchema
@@ -14,6 +15,13 @@ bp = Blueprint(
     "api", __name__, url_prefix=PREFIX,
     description="The programme as data, and the sign-up, for the organisation's own website.",
 )
+
+
+@bp.before_request
+def sets_no_cookie() -> None:
+    """Nothing under /api sets a cookie, not even the language chosen on the docs page
+    (registration.language reads the flag)."""
+    g.sets_no_cookie = True
 
 
 class ProblemApi(Api):
@@ -55,3 +63,4 @@ def init_app(app) -> ProblemApi:
     # No cookie, no session: the API's cross-site guard is CORS_ORIGINS and JSON only.
     csrf.exempt(bp)
     return api
+

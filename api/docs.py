@@ -4,9 +4,10 @@ API it documents."""
 
 from flask import Blueprint, current_app, render_template
 
-from api.blueprint import PREFIX, spec
+from api.blueprint import PREFIX, sets_no_cookie, spec
 
 bp = Blueprint("api_docs", __name__, url_prefix=PREFIX)
+bp.before_request(sets_no_cookie)
 
 
 @bp.get("/docs")

@@ -80,6 +80,9 @@ def texts() -> dict[str, str]:
         "no_sessions": _("No upcoming sessions."),
         "no_sessions_filtered": _("No upcoming sessions match these filters."),
         "not_found": _("This session is not in the programme."),
+        # A 429's detail speaks of Retry-After (for developers); people get the page's words.
+        "too_many": _("Too many attempts from you in a short time. Please wait a little and "
+                      "try again."),
     }
 
 

@@ -163,7 +163,8 @@ class Message(db.Model):
     detail: Mapped[dict | None] = mapped_column(sa.JSON)
     # Every attempt: when, the outcome and the server's reply.
     attempt_log: Mapped[list | None] = mapped_column(sa.JSON)
-    # A reminder's slot: its offset and the start it belongs to ("86400s@2026-07-01T09:00:00+00:00").
+    # A reminder's slot: its distance before the start and that start
+    # ("86400s@2026-07-01T09:00:00+00:00").
     slot: Mapped[str | None] = mapped_column(sa.String(60))
 
     registration: Mapped[Registration] = relationship()

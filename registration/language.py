@@ -66,9 +66,10 @@ def keep_choice(response):
     Accept-Language or the cookie say so to caches."""
     chosen = _choice(request.args.get(COOKIE))
     # A calendar file's ?lang= (a subscription's language) is for that file, not the device;
-    # so is a JSON answer's (the API sets no cookie, whoever embeds it).
+    # so is a JSON answer's, and any answer of a part that sets no cookie (the API and its
+    # docs page, whoever embeds or links them: g.sets_no_cookie).
     if (chosen and not _in_console() and response.mimetype != "text/calendar"
-            and not response.is_json):
+            and not response.is_json and not g.get("sets_no_cookie")):
         response.set_cookie(COOKIE, chosen, max_age=COOKIE_MAX_AGE, samesite="Lax",
                             secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True)
     if response.mimetype == "text/html":

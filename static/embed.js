@@ -255,6 +255,8 @@ ul.sessions li { border-bottom: 1px solid #dde5e1; }
       if (response && response.status === 202) { this.accepted(answer, body.email); }
       else if (response && response.status === 422 && Array.isArray(answer.errors)) {
         this.showErrors(answer.errors.map((error) => [error.field, error.message]));
+      } else if (response && response.status === 429) {
+        this.showErrors([[null, this.texts.too_many]]);
       } else {
         this.showErrors([[null, (response && (answer.detail || answer.title)) ||
           this.texts.network_error]]);

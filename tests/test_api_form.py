@@ -29,7 +29,7 @@ def test_every_sentence_is_translated_into_japanese(client):
     english, japanese = describe(client, "en"), describe(client, "ja")
     assert english["texts"].keys() == japanese["texts"].keys()
     for key in ("error_prefix", "join_waiting_list", "no_sessions", "no_sessions_filtered",
-                "not_found"):
+                "not_found", "too_many"):
         assert english["texts"][key], key
     untranslated = [key for key, text in japanese["texts"].items()
                     if not JAPANESE.search(text)]

@@ -86,6 +86,8 @@ def test_no_answer_sets_a_cookie_even_with_a_language_chosen(client):
         client.post(SIGN_UP + "?lang=ja", json=BODY, headers={"Origin": SITE}),
         client.post(SIGN_UP + "?lang=ja", json={}),
         client.get("/api/v1/nothing-here?lang=ja"),
+        client.get("/api/v1/docs?lang=ja"),  # a page of ours, with the language switch
+        client.get("/api/v1/openapi.json?lang=ja"),
     ):
         assert "Set-Cookie" not in response.headers, response.request.path
     # The pages still keep the choice.

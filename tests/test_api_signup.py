@@ -205,3 +205,14 @@ def test_a_filled_trap_does_not_hide_what_is_wrong_with_the_body(client):
                                           "affiliation": 7})
     assert response.status_code == 422
     assert registrations() == []
+
+
+def test_an_address_longer_than_other_fields_is_taken_up_to_the_announced_limit(client):
+    # 227 characters: within email's own limits and the 320 the form and the API announce,
+    # beyond the 200 of a name.
+    address = "a" * 60 + "@" + ("b" * 60 + ".") * 2 + "c" * 40 + ".org"
+    assert len(address) == 227
+    make_event()
+    response = client.post(SIGN_UP, json={**BODY, "email": address})
+    assert response.status_code == 202, response.get_json()
+    assert [registration.email for registration in registrations()] == [address]
