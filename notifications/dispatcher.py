@@ -185,6 +185,19 @@ def _stop(batch: Batch, senders, position: int) -> None:
                  batch.summary.released)
 
 
+def _in_flight_outcomes(senders) -> list:
+    """After an unexpected error: the outcomes of the messages the other connections still
+    carry, waited for, so that those their servers accepted are marked sent rather than sent
+    again when their lease ends."""
+    finished = []
+    try:
+        while senders.in_flight:
+            finished += senders.finished(wait=True)
+    except Exception:
+        log.exception("could not collect the messages in flight after an error")
+    return finished
+
+
 def _mark_batch(config) -> int:
     # Outcomes that finish together are marked together anyway; a larger group only by choice,
     # since each one widens what a crash can re-send.
@@ -225,7 +238,7 @@ def dispatch(
         try:
             _send_all(batch, senders, config, deadline, should_stop)
         except BaseException:
-            batch.abandon()
+            batch.abandon(_in_flight_outcomes(senders))
             raise
     log.info("dispatcher %s: %s claimed, %s sent, %s failed, %s skipped, %s retrying, "
              "%s given back", worker, summary.claimed, summary.sent, summary.failed,

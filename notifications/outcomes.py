@@ -196,10 +196,15 @@ class Batch:
         self.flush()
         self.summary.released += release(self.rejected_ids + self.ids[position:], self.token)
 
-    def abandon(self) -> None:
-        """After an unexpected error: keep what can be kept, without hiding that error."""
+    def abandon(self, in_flight=()) -> None:
+        """After an unexpected error: keep what can be kept (the outcomes of the messages that
+        were in flight on other connections included), without hiding that error."""
         try:
             db.session.rollback()
+            for attempt, outcome in in_flight:
+                # Another unexpected error: its message keeps its lease, like this one's.
+                if not isinstance(outcome, BaseException):
+                    self.record([(attempt, outcome)])
             self.flush()
             # The message being handled may have reached the server: it keeps its lease.
             self.summary.released += release(self.ids[self.position + 1:], self.token)

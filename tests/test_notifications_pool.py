@@ -170,3 +170,39 @@ def test_a_stop_request_finishes_the_messages_in_flight_and_gives_back_the_rest(
 
     assert dispatch(NOW).sent == summary.released
     assert smtp.message_ids() == {message.message_id: 1 for message in messages}
+
+
+def test_an_unexpected_error_on_one_connection_still_marks_what_the_others_sent(
+    pooled, smtp, monkeypatch
+):
+    from notifications import transports
+
+    messages = queue_mail(4)
+    real_send = transports.SMTPTransport.send
+    stall = smtp.stall_at_mail()  # the others wait at MAIL FROM until the error is out
+    raised = threading.Event()
+
+    def send(transport, mail):
+        if "p0@example.org" in mail.recipients:
+            # Once the three others are on the wire (held at MAIL FROM by the server).
+            smtp.wait_until(lambda: len(smtp.sessions) >= 3, 10)
+            raised.set()
+            raise RuntimeError("a bug in one sending thread")
+        return real_send(transport, mail)
+
+    def release():
+        raised.wait(10)
+        stall.release()
+
+    monkeypatch.setattr(transports.SMTPTransport, "send", send)
+    releaser = threading.Thread(target=release)
+    releaser.start()
+    with pytest.raises(RuntimeError):
+        dispatch(NOW)
+    releaser.join()
+    first, *others = (row(m.id) for m in messages)
+    # The three that reached the server are marked sent, not left to be sent again.
+    assert [(m.status, m.claim_token) for m in others] == [("sent", None)] * 3
+    assert sorted(smtp.message_ids().values()) == [1, 1, 1]
+    # The one whose thread failed may have reached the server: it keeps its lease.
+    assert first.status == "pending" and first.claim_token is not None
