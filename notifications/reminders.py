@@ -171,12 +171,16 @@ def planned_for(registration: Registration, now: datetime) -> list[ReminderSlot]
     offsets = current_app.config["REMINDER_OFFSETS"]
     if event.is_cancelled or now >= event.starts_at or not offsets:
         return []
-    if not db.session.scalar(sa.select(Registration.id).where(
-            Registration.id == registration.id, *wants_reminders())):
+    # One read: whether it still wants reminders (the planner's own rule) and which of its
+    # reminders are rows already.
+    rows = db.session.execute(
+        sa.select(Message.slot).select_from(Registration)
+        .outerjoin(Message, sa.and_(Message.registration_id == Registration.id,
+                                    Message.kind == MessageKind.REMINDER))
+        .where(Registration.id == registration.id, *wants_reminders())).all()
+    if not rows:
         return []
-    written = set(db.session.scalars(
-        sa.select(Message.slot).where(Message.registration_id == registration.id,
-                                      Message.kind == MessageKind.REMINDER)))
+    written = {slot for slot, in rows}
     return [slot for slot in slots_of(event, offsets)
             if slot.expires_at > now and registration.confirmed_at < slot.due_at
             and slot_key(slot.offset, event.starts_at) not in written]

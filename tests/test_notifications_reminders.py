@@ -254,3 +254,15 @@ def test_a_planner_holding_a_session_read_before_it_moved_writes_nothing_for_the
                        .execution_options(synchronize_session=False))
     assert _plan_slot(read_before, slot, DEFAULT, due) == 0
     assert reminder_rows() == []
+
+
+def test_a_registrations_planned_reminders_are_those_not_written_and_none_once_it_opts_out(app):
+    event = make_event()
+    seat = make_registration(event)
+    db.session.commit()
+    assert [slot.offset.label for slot in planned_for(seat, NOW)] == ["7d", "1d", "1h"]
+    plan_and_commit(week_due(event))
+    assert [slot.offset.label for slot in planned_for(seat, week_due(event))] == ["1d", "1h"]
+    seat.unsubscribed_at = week_due(event)
+    db.session.commit()
+    assert planned_for(seat, week_due(event)) == []
